@@ -1,0 +1,102 @@
+"""Executor-side scoring: onnxruntime sessions built from artifact bytes.
+
+Imported on executors, so it needs only numpy, pyarrow and onnxruntime (never
+TensorFlow or pydantic). One scorer is cached per Python worker process and
+keyed by the artifact digest, like mlflow's per-worker model cache: Spark reuses
+Python workers across tasks (spark.python.worker.reuse), so the ONNX graph is
+parsed once per worker, not once per task or batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from adspark.errors import ArtifactError
+from adspark.features import Preprocessor
+
+_CACHE: dict[str, Scorer] = {}
+_LOCK = threading.Lock()
+
+
+def _session(model_bytes: bytes, name: str) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    # One thread per session: Spark already runs one task per core, so more
+    # threads only oversubscribe the cores and slow every task down.
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    try:
+        return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own untyped errors
+        raise ArtifactError(f"{name}: not a loadable ONNX model ({err})") from None
+
+
+class Scorer:
+    """Maps input arrays to anomaly scores (float64, higher = more anomalous)."""
+
+    def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+        self.manifest = manifest
+        self.preprocessor = Preprocessor.from_state(manifest["preprocessing"])
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def score_arrays(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> np.ndarray:
+        if len(arrays[0]) == 0:
+            return np.zeros(0, dtype=np.float64)
+        return self.score_features(self.preprocessor.transform(arrays))
+
+
+class AutoencoderScorer(Scorer):
+    """Mean squared reconstruction error, each feature scaled by its training error.
+
+    The network returns only the reconstruction; the error and the mean over
+    features are taken here in float64 with numpy, because onnxruntime's
+    vectorised ReduceMean gives results that depend on a row's position in the
+    batch, and scores must not depend on batching.
+    """
+
+    def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+        super().__init__(manifest, files)
+        spec = manifest["model"]
+        self.sessions = [_session(files[name], name) for name in spec["onnx_files"]]
+        self.input_names = [s.get_inputs()[0].name for s in self.sessions]
+        self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        x = self.preprocessor.network_input(features)
+        total = np.zeros(len(features), dtype=np.float64)
+        for session, name in zip(self.sessions, self.input_names, strict=True):
+            recon = session.run(None, {name: x})[0].astype(np.float64)
+            total += np.mean(np.square((features - recon) / self.error_scale), axis=1)
+        return total / len(self.sessions)
+
+
+SCORERS: dict[str, type[Scorer]] = {"autoencoder": AutoencoderScorer}
+
+
+def build_scorer(manifest: dict[str, Any], files: dict[str, bytes]) -> Scorer:
+    kind = manifest.get("kind")
+    if kind not in SCORERS:
+        raise ArtifactError(f"manifest.json: unknown model kind {kind!r} (known: {sorted(SCORERS)})")
+    return SCORERS[kind](manifest, files)
+
+
+def cached_scorer(key: str, load: Callable[[], tuple[dict[str, Any], dict[str, bytes]]]) -> Scorer:
+    """The worker's scorer for artifact `key`, built on first use."""
+    scorer = _CACHE.get(key)
+    if scorer is None:
+        with _LOCK:
+            scorer = _CACHE.get(key)
+            if scorer is None:
+                scorer = build_scorer(*load())
+                _CACHE.clear()  # a worker only ever needs the newest model
+                _CACHE[key] = scorer
+    return scorer
