@@ -10,7 +10,7 @@ parsed once per worker, not once per task or batch.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -100,3 +100,26 @@ def cached_scorer(key: str, load: Callable[[], tuple[dict[str, Any], dict[str, b
                 _CACHE.clear()  # a worker only ever needs the newest model
                 _CACHE[key] = scorer
     return scorer
+
+
+def unpack_payload(payload: tuple[str, dict[str, bytes]]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    import json
+
+    manifest_json, files = payload
+    return json.loads(manifest_json), files
+
+
+def batch_scorer(key: str, payload: Any) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
+    """The body of the scoring UDF: feature struct batches in, float64 scores out.
+
+    `payload` is a Spark broadcast of (manifest JSON, {file name: bytes}); it is
+    only dereferenced when a worker has no cached scorer for `key` yet.
+    """
+
+    def score(batches: Iterator[pa.StructArray]) -> Iterator[pa.Array]:
+        scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
+        for batch in batches:
+            scores = scorer.score_arrays(batch.flatten())
+            yield pa.array(scores, type=pa.float64())
+
+    return score

@@ -1,0 +1,128 @@
+"""The job's three commands: train, score, and run (train then score)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from adspark import __version__
+from adspark.artifact import Artifact, load_artifact, save_artifact
+from adspark.artifact import build_manifest as _build_manifest
+from adspark.config import JobConfig
+from adspark.errors import SchemaError
+from adspark.io import check_output_target, new_run_id, publish, read_table
+from adspark.models import make_detector
+from adspark.sampling import training_sample
+from adspark.schema import Roles, check_against_artifact, input_schema_record, output_columns, resolve_roles
+from adspark.scoring import score_dataframe
+
+log = logging.getLogger("adspark")
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    input_rows: int = 0
+    output_rows: int = 0
+    flagged: int = 0
+    threshold: float = float("nan")
+    model_dir: str = ""
+    output_path: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self, report: RunReport, name: str) -> None:
+        self.report, self.name = report, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.report.timings[self.name] = round(time.perf_counter() - self.start, 3)
+
+
+def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Artifact:
+    assert cfg.model_dir
+    roles: Roles = resolve_roles(cfg, df.schema)
+    if rows == 0:
+        raise SchemaError(f"input table {cfg.input.path!r} is empty: there is nothing to train on")
+    with _Timer(report, "sample_s"):
+        sample = training_sample(df, roles, cfg.train.sample_rows, cfg.train.seed, rows)
+    log.info("training %s on %d sampled rows, %d features", cfg.model.kind, sample.num_rows, len(roles.features))
+    with _Timer(report, "train_s"):
+        detector = make_detector(cfg, roles.numeric, roles.categorical).fit(sample)
+    manifest = _build_manifest(detector.manifest_(), detector.files_, input_schema_record(roles, df.schema))
+    artifact = save_artifact(cfg.model_dir, manifest, detector.files_)
+    log.info("saved model to %s (threshold %.6g)", cfg.model_dir, artifact.threshold)
+    report.model_dir, report.threshold = cfg.model_dir, artifact.threshold
+    return artifact
+
+
+def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
+    cfg.require("input.path", "model_dir")
+    report = RunReport(new_run_id())
+    df = read_table(spark, cfg.input)
+    resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
+    with _Timer(report, "count_s"):
+        report.input_rows = df.count()
+    _train_on(cfg, df, report.input_rows, report)
+    return report
+
+
+def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact, report: RunReport) -> None:
+    assert cfg.output.path
+    ids = list(cfg.columns.id)
+    cols = output_columns(cfg, df, ids)
+    scored = score_dataframe(spark, df, artifact).select(*[f"`{c}`" for c in cols], "anomaly_score", "is_anomaly")
+    run_info = {
+        "run_id": report.run_id,
+        "adspark_version": __version__,
+        "config_sha256": cfg.digest(),
+        "model_sha256": artifact.digest,
+        "model_dir": artifact.path,
+        "model_kind": artifact.kind,
+        "threshold": artifact.threshold,
+        "input_path": cfg.input.path,
+        "input_rows": report.input_rows,
+        "timings": report.timings,
+    }
+    with _Timer(report, "score_write_s"):
+        stats, manifest = publish(spark, scored, cfg.output, report.input_rows, run_info)
+    report.output_rows, report.flagged, report.manifest = stats.rows, stats.flagged, manifest
+    report.threshold, report.output_path = artifact.threshold, cfg.output.path
+
+
+def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None) -> RunReport:
+    """Score with a saved artifact; pass `artifact` when the caller already verified it."""
+    cfg.require("input.path", "output.path", "model_dir")
+    assert cfg.model_dir
+    report = RunReport(new_run_id(), model_dir=cfg.model_dir)
+    artifact = artifact or load_artifact(cfg.model_dir)  # integrity first: before any data is read
+    check_output_target(spark, cfg.output)
+    df = read_table(spark, cfg.input)
+    check_against_artifact(artifact.input_schema, df.schema, cfg.model_dir)
+    output_columns(cfg, df, list(cfg.columns.id))
+    with _Timer(report, "count_s"):
+        report.input_rows = df.count()
+    _score_with(spark, cfg, df, artifact, report)
+    return report
+
+
+def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
+    cfg.require("input.path", "output.path", "model_dir")
+    report = RunReport(new_run_id())
+    check_output_target(spark, cfg.output)
+    df = read_table(spark, cfg.input)
+    resolve_roles(cfg, df.schema)
+    output_columns(cfg, df, list(cfg.columns.id))
+    with _Timer(report, "count_s"):
+        report.input_rows = df.count()
+    artifact = _train_on(cfg, df, report.input_rows, report)
+    _score_with(spark, cfg, df, artifact, report)
+    return report

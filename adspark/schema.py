@@ -1,0 +1,126 @@
+"""The input contract: which columns play which role, and are their types right.
+
+Everything here runs on the driver against the table's schema only, before any
+data is read at scale, so a bad config or table fails in seconds with one line
+naming the column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from adspark.config import JobConfig
+from adspark.errors import SchemaError
+
+SCORE_COL = "anomaly_score"
+FLAG_COL = "is_anomaly"
+NUMERIC_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
+NUMERIC_OR_BOOL = (*NUMERIC_TYPES, T.BooleanType)
+CATEGORICAL_TYPES = (T.StringType, T.BooleanType, T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.DateType)
+
+
+@dataclass(frozen=True)
+class Roles:
+    ids: list[str]
+    numeric: list[str]
+    categorical: list[str]
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical
+
+
+def _type_name(dtype: T.DataType) -> str:
+    return str(dtype.simpleString())
+
+
+def _require_present(names: list[str], role: str, fields: dict[str, T.DataType]) -> None:
+    for name in names:
+        if name not in fields:
+            avail = ", ".join(sorted(fields)) or "none"
+            raise SchemaError(f"column {name!r} ({role}) is not in the input table; available columns: {avail}")
+
+
+def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
+    """Assign roles from the config; default numeric features = every numeric column not otherwise named."""
+    fields = {f.name: f.dataType for f in schema.fields}
+    c = cfg.columns
+    _require_present(c.id, "columns.id", fields)
+    _require_present(c.exclude, "columns.exclude", fields)
+    _require_present(c.categorical, "columns.categorical", fields)
+    _require_present(cfg.output.partition_by, "output.partition_by", fields)
+    for reserved in (SCORE_COL, FLAG_COL):
+        if reserved in fields:
+            raise SchemaError(f"column {reserved!r} is already in the input table; adspark writes that column itself")
+    if c.numeric is None:
+        taken = set(c.id) | set(c.exclude) | set(c.categorical)
+        numeric = [n for n, t in fields.items() if n not in taken and isinstance(t, NUMERIC_OR_BOOL)]
+    else:
+        _require_present(c.numeric, "columns.numeric", fields)
+        numeric = list(c.numeric)
+    for name in numeric:
+        if not isinstance(fields[name], NUMERIC_OR_BOOL):
+            raise SchemaError(
+                f"column {name!r} (columns.numeric) has type {_type_name(fields[name])}; numeric features need "
+                "a numeric or boolean type (list it under columns.categorical, or exclude it)"
+            )
+    for name in c.categorical:
+        if not isinstance(fields[name], CATEGORICAL_TYPES):
+            raise SchemaError(f"column {name!r} (columns.categorical) has unsupported type {_type_name(fields[name])}")
+    if not numeric and not c.categorical:
+        raise SchemaError("no feature columns: the table has no numeric columns left after columns.id/exclude")
+    return Roles(list(c.id), numeric, list(c.categorical))
+
+
+def input_schema_record(roles: Roles, schema: T.StructType) -> list[dict[str, str]]:
+    """The feature columns and their Spark types, as recorded in the artifact's manifest."""
+    fields = {f.name: f.dataType for f in schema.fields}
+    numeric = [{"name": n, "type": _type_name(fields[n]), "role": "numeric"} for n in roles.numeric]
+    categorical = [{"name": n, "type": _type_name(fields[n]), "role": "categorical"} for n in roles.categorical]
+    return numeric + categorical
+
+
+def check_against_artifact(expected: list[dict[str, str]], schema: T.StructType, model_dir: str) -> None:
+    """The table must have every feature the model was trained on, with a compatible type."""
+    fields = {f.name: f.dataType for f in schema.fields}
+    for col in expected:
+        name, role = col["name"], col["role"]
+        if name not in fields:
+            raise SchemaError(
+                f"column {name!r} ({role} feature of the model in {model_dir}) is not in the input table"
+            )
+        ok = NUMERIC_OR_BOOL if role == "numeric" else CATEGORICAL_TYPES
+        if not isinstance(fields[name], ok):
+            raise SchemaError(
+                f"column {name!r} has type {_type_name(fields[name])} but the model in {model_dir} was trained "
+                f"on it as a {role} feature of type {col['type']}"
+            )
+    for reserved in (SCORE_COL, FLAG_COL):
+        if reserved in fields:
+            raise SchemaError(f"column {reserved!r} is already in the input table; adspark writes that column itself")
+
+
+def feature_columns(numeric: list[str], categorical: list[str]) -> list[Column]:
+    """Features cast on the JVM side, so Python receives only float64 and string arrays."""
+    num = [F.col(_quote(n)).cast("double").alias(n) for n in numeric]
+    cat = [F.col(_quote(n)).cast("string").alias(n) for n in categorical]
+    return num + cat
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def output_columns(cfg: JobConfig, df: DataFrame, ids: list[str]) -> list[str]:
+    """Every input column by default; `output.columns` narrows it (ids first, then the listed ones)."""
+    if cfg.output.columns is None:
+        return list(df.columns)
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    _require_present(cfg.output.columns, "output.columns", fields)
+    keep = ids + [c for c in cfg.output.columns if c not in ids]
+    keep += [c for c in cfg.output.partition_by if c not in keep]
+    return keep

@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from adspark.config import apply_overrides, load_config, parse_config
+from adspark.errors import ConfigError
+
+
+def test_minimal_config_gets_defaults() -> None:
+    cfg = parse_config({"input": {"path": "in"}, "output": {"path": "out"}, "model_dir": "m"})
+    assert cfg.model.kind == "autoencoder"
+    assert cfg.train.sample_rows == 200_000 and cfg.train.epochs == 30 and cfg.train.seed == 42
+    assert cfg.threshold.method == "contamination" and cfg.threshold.value == 0.01
+    assert cfg.input.format == "parquet" and cfg.output.mode == "overwrite"
+    assert cfg.preprocess.on_missing == "impute"
+
+
+def test_issue_example_config_parses(tmp_path: Path) -> None:
+    text = """
+input:     {path: data/transactions, format: parquet}
+columns:
+  id: [txn_id]
+  numeric: [amount]
+  exclude: [is_fraud]
+model:     {kind: autoencoder}
+train:     {sample_rows: 200000, epochs: 30, seed: 42}
+threshold: {method: fixed, value: 3.2}
+output:    {path: out/scores, mode: overwrite}
+model_dir: out/model
+spark:     {spark.sql.shuffle.partitions: 64}
+"""
+    (tmp_path / "c.yaml").write_text(text)
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.columns.numeric == ["amount"]
+    assert cfg.threshold.value == 3.2
+    assert cfg.spark == {"spark.sql.shuffle.partitions": 64}
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"inputs": {}}, "unknown key 'inputs'"),
+        ({"train": {"sample_row": 5}}, "unknown key 'train.sample_row'"),
+        ({"model": {"kind": "forest"}}, "model.kind"),
+        ({"threshold": {"method": "contamination", "value": 0.7}}, "threshold"),
+        ({"train": {"epochs": 0}}, "train.epochs"),
+        ({"columns": {"id": ["x"], "numeric": ["x"]}}, "'x' is listed both"),
+        ({"columns": {"numeric": ["x"], "exclude": ["x"]}}, "'x' is excluded"),
+    ],
+)
+def test_bad_configs_are_rejected_with_the_key_named(data: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        parse_config(data)
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    path = tmp_path / "evil.yaml"
+    path.write_text("model_dir: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(path)
+    assert not Path("pwned").exists()
+
+
+def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_overrides_win_and_required_paths() -> None:
+    cfg = parse_config({"input": {"path": "a"}, "model_dir": "m"})
+    new = apply_overrides(cfg, input="b", output="o", model_dir=None)
+    assert (new.input.path, new.output.path, new.model_dir) == ("b", "o", "m")
+    assert cfg.input.path == "a"  # the original is not mutated
+    with pytest.raises(ConfigError, match=r"output.path is not set .*--output"):
+        cfg.require("output.path")
+
+
+def test_digest_is_stable_and_sensitive() -> None:
+    a = parse_config({"train": {"seed": 1}})
+    assert a.digest() == parse_config({"train": {"seed": 1}}).digest()
+    assert a.digest() != parse_config({"train": {"seed": 2}}).digest()
