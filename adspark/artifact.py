@@ -135,7 +135,7 @@ def _read_files(root: Path, listed: dict[str, str]) -> dict[str, bytes]:
     present = {p.name for p in root.iterdir()} - {MANIFEST}
     for name in sorted(present):
         if name.endswith(FORBIDDEN_SUFFIXES):
-            raise ArtifactError(f"{root / name}: refusing to load a model directory holding {name!r} (code-bearing format)")
+            raise ArtifactError(f"{root / name}: refusing to load a model directory holding a code-bearing file")
         if name not in listed:
             raise ArtifactError(f"{root / name}: file not listed in manifest.json; integrity check failed")
     files: dict[str, bytes] = {}
@@ -177,7 +177,8 @@ def describe(artifact: Artifact) -> str:
     for spec in m["preprocessing"]["categorical"]:
         lines.append(f"  {spec['name']:<28} {len(spec['counts'])} known values, one-hot top {len(spec['onehot'])}")
     training = m.get("training", {})
-    lines.append("training      " + ", ".join(f"{k}={v}" for k, v in training.items() if not isinstance(v, dict | list)))
+    scalars = (f"{k}={v}" for k, v in training.items() if not isinstance(v, dict | list))
+    lines.append("training      " + ", ".join(scalars))
     lines.append("files:")
     lines += [f"  {name:<28} sha256:{digest}" for name, digest in m["files"].items()]
     lines.append("versions      " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()))

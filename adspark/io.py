@@ -99,7 +99,8 @@ def output_stats(spark: SparkSession, path: str) -> OutputStats:
     assert row is not None
     qs = row["q"] or []
     names = ["q0.5", "q0.9", "q0.99", "q0.999"]
-    return OutputStats(int(row["rows"]), int(row["flagged"] or 0), int(row["non_finite"] or 0), dict(zip(names, qs)))
+    quantiles = dict(zip(names, qs, strict=False))
+    return OutputStats(int(row["rows"]), int(row["flagged"] or 0), int(row["non_finite"] or 0), quantiles)
 
 
 def publish(

@@ -40,7 +40,7 @@ def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("ADSPARK_SPARK_LOG_LEVEL", "WARN"))
-    if not spark.sparkContext.master.startswith("local"):
+    if not str(spark.sparkContext.master).startswith("local"):
         ship_package(spark)
     return spark
 

@@ -19,7 +19,8 @@ from tests.conftest import N_OUTLIERS, job_dict, make_table, write_parquet
 
 
 def _snapshot(path: Path) -> dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in path.rglob("*") if p.is_file()}
+    files = (p for p in path.rglob("*") if p.is_file())
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_output_schema_and_flags(spark, scored, trained) -> None:
 def test_run_manifest_is_written(scored, trained) -> None:
     import json
 
-    report, out = scored
+    _, out = scored
     m = json.loads((Path(trained["cfg"].output.path) / "_adspark_run.json").read_text())
     assert m["input_rows"] == m["output_rows"] == len(out)
     assert m["flagged"] == int(out["is_anomaly"].sum())
