@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,17 +20,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def job(name: str, help_: str, output: bool, model_required: bool = False) -> None:
+    def job(name: str, help_: str, output: bool) -> None:
         sp = sub.add_parser(name, help=help_)
         sp.add_argument("--config", required=True, help="YAML job config")
         sp.add_argument("--input", help="input table path (overrides input.path)")
         if output:
             sp.add_argument("--output", help="output Parquet path (overrides output.path)")
-        sp.add_argument("--model-dir", required=model_required, help="model artifact directory (overrides model_dir)")
+        sp.add_argument("--model-dir", help="model artifact directory (overrides model_dir)")
 
     job("run", "train on a sample, then score the whole table and write it", output=True)
     job("train", "train on a sample and save the model artifact", output=False)
-    job("score", "score a table with a saved model artifact", output=True, model_required=True)
+    job("score", "score a table with a saved model artifact", output=True)
     ins = sub.add_parser("inspect", help="print a model artifact's manifest")
     ins.add_argument("model_dir")
     demo = sub.add_parser("demo", help="generate a synthetic transactions table and run the job on it")
@@ -86,14 +87,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.workdir, args.rows, args.config)
 
 
+_CAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
+
+
 def _one_line(err: BaseException) -> str:
-    """Spark/Py4J errors carry pages of JVM stack; keep the first meaningful line."""
+    """Spark/Py4J errors carry pages of stack; keep the innermost cause on one line."""
     text = str(err).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("Traceback", "at ", "File ")):
-            return line[:500]
-    return type(err).__name__
+    causes = [m for m in map(_CAUSE.match, text.splitlines()) if m]
+    if causes:
+        kind, message = causes[-1].groups()
+        return f"{type(err).__name__}: {kind.rsplit('.', 1)[-1]}: {message.strip()}"[:600]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:600]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as err:  # Spark and Py4J errors: one clear line, full detail at debug level
         log.debug("failure", exc_info=True)
-        print(f"adspark: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        print(f"adspark: error: {_one_line(err)}", file=sys.stderr)
         return 1
 
 

@@ -14,10 +14,18 @@ from adspark.artifact import Artifact, load_artifact, save_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
 from adspark.errors import SchemaError
-from adspark.io import check_output_target, new_run_id, publish, read_table
+from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
+from adspark.publish import new_run_id, publish
 from adspark.sampling import training_sample
-from adspark.schema import Roles, check_against_artifact, input_schema_record, output_columns, resolve_roles
+from adspark.schema import (
+    Roles,
+    check_against_artifact,
+    check_no_missing,
+    input_schema_record,
+    output_columns,
+    resolve_roles,
+)
 from adspark.scoring import score_dataframe
 
 log = logging.getLogger("adspark")
@@ -52,6 +60,8 @@ def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Ar
     roles: Roles = resolve_roles(cfg, df.schema)
     if rows == 0:
         raise SchemaError(f"input table {cfg.input.path!r} is empty: there is nothing to train on")
+    if cfg.preprocess.on_missing == "fail":
+        check_no_missing(df, roles.numeric)
     with _Timer(report, "sample_s"):
         sample = training_sample(df, roles, cfg.train.sample_rows, cfg.train.seed, rows)
     log.info("training %s on %d sampled rows, %d features", cfg.model.kind, sample.num_rows, len(roles.features))
@@ -93,7 +103,7 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "timings": report.timings,
     }
     with _Timer(report, "score_write_s"):
-        stats, manifest = publish(spark, scored, cfg.output, report.input_rows, run_info)
+        stats, manifest = publish(spark, scored, cfg.output, ids, report.input_rows, run_info, source=df)
     report.output_rows, report.flagged, report.manifest = stats.rows, stats.flagged, manifest
     report.threshold, report.output_path = artifact.threshold, cfg.output.path
 
@@ -107,6 +117,8 @@ def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None)
     check_output_target(spark, cfg.output)
     df = read_table(spark, cfg.input)
     check_against_artifact(artifact.input_schema, df.schema, cfg.model_dir)
+    if artifact.manifest["preprocessing"]["on_missing"] == "fail":
+        check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
     output_columns(cfg, df, list(cfg.columns.id))
     with _Timer(report, "count_s"):
         report.input_rows = df.count()

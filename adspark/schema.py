@@ -124,3 +124,22 @@ def output_columns(cfg: JobConfig, df: DataFrame, ids: list[str]) -> list[str]:
     keep = ids + [c for c in cfg.output.columns if c not in ids]
     keep += [c for c in cfg.output.partition_by if c not in keep]
     return keep
+
+
+def check_no_missing(df: DataFrame, numeric: list[str]) -> None:
+    """For `on_missing: fail`: one aggregation over the numeric features, before any work."""
+    if not numeric:
+        return
+    exprs = []
+    for name in numeric:
+        x = F.col(_quote(name)).cast("double")
+        bad = x.isNull() | F.isnan(x) | (F.abs(x) == F.lit(float("inf")))
+        exprs.append(F.sum(bad.cast("long")).alias(name))
+    row = df.agg(*exprs).first()
+    if row is None:
+        return
+    for name in numeric:
+        if row[name]:
+            raise SchemaError(
+                f"column {name!r} has {row[name]} null, NaN or infinite value(s) and preprocess.on_missing is 'fail'"
+            )

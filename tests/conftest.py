@@ -56,7 +56,7 @@ def job_dict(tmp: Path, data: str, **extra: object) -> dict[str, object]:
     base: dict[str, object] = {
         "input": {"path": data},
         "columns": {"id": ["txn_id"], "categorical": ["merchant"], "exclude": ["label"]},
-        "train": {"sample_rows": 3000, "epochs": 4, "seed": 1, "patience": 2},
+        "train": {"sample_rows": 3000, "epochs": 6, "seed": 1, "patience": 2, "batch_size": 32},
         "threshold": {"method": "contamination", "value": 0.01},
         "output": {"path": str(tmp / "out")},
         "model_dir": str(tmp / "model"),

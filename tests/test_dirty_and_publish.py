@@ -1,0 +1,151 @@
+"""Dirty tables, missing-value policy, partitioned publish, and fault tolerance."""
+
+from __future__ import annotations
+
+import decimal
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from pyspark.sql import types as T
+
+from adspark import pipeline
+from adspark.config import parse_config
+from adspark.errors import SchemaError
+from tests.conftest import REPO, job_dict, make_table, write_parquet
+
+DIRTY_SCHEMA = T.StructType(
+    [
+        T.StructField("txn_id", T.LongType()),
+        T.StructField("amount", T.DoubleType()),
+        T.StructField("qty", T.IntegerType()),
+        T.StructField("price", T.DecimalType(10, 2)),
+        T.StructField("online", T.BooleanType()),
+        T.StructField("merchant", T.StringType()),
+    ]
+)
+
+
+def _dirty_rows(n: int = 1200) -> list[tuple]:
+    rng = np.random.default_rng(11)
+    rows = []
+    for i in range(n):
+        amount = float(rng.lognormal(3, 0.5))
+        rows.append((i, amount, int(rng.poisson(2)), decimal.Decimal(f"{amount:.2f}"), bool(i % 3 == 0),
+                     ["grocery", "fuel", "travel"][i % 3]))
+    specials = [
+        (n, None, None, None, None, None),  # all features null
+        (n + 1, float("nan"), 1, decimal.Decimal("1.00"), True, "grocery"),
+        (n + 2, float("inf"), 1, decimal.Decimal("1.00"), False, "fuel"),
+        (n + 3, float("-inf"), None, decimal.Decimal("1.00"), None, None),
+        (n + 4, 20.0, 2, decimal.Decimal("20.00"), True, "never-seen-merchant"),
+    ]
+    some_nulls = [(n + 5 + k, None, 2, decimal.Decimal("5.00"), False, "grocery") for k in range(30)]
+    return rows + specials + some_nulls
+
+
+def _snapshot(path: Path) -> dict[str, str]:
+    files = (p for p in path.rglob("*") if p.is_file())
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def dirty(spark, tmp_path_factory) -> tuple[str, int]:
+    path = str(tmp_path_factory.mktemp("dirty") / "table")
+    rows = _dirty_rows()
+    spark.createDataFrame(rows, DIRTY_SCHEMA).repartition(3).write.parquet(path)
+    return path, len(rows)
+
+
+def test_dirty_table_is_scored_with_every_row_kept(spark, dirty, tmp_path: Path) -> None:
+    path, n = dirty
+    cfg = parse_config(job_dict(tmp_path, path, columns={"id": ["txn_id"], "categorical": ["merchant"]}))
+    report = pipeline.run(spark, cfg)
+    out = pd.read_parquet(cfg.output.path).sort_values("txn_id").reset_index(drop=True)
+    assert report.output_rows == n == len(out)
+    assert out["txn_id"].tolist() == sorted(r[0] for r in _dirty_rows())
+    assert np.all(np.isfinite(out["anomaly_score"]))
+    base = 1200
+    top = out["anomaly_score"].quantile(0.97)
+    for special in (base, base + 3, base + 4):  # all-null, -inf with more nulls, unseen merchant
+        assert out.loc[out["txn_id"] == special, "anomaly_score"].item() > top, special
+    assert out.loc[out["txn_id"] == base + 3, "merchant"].isna().item()  # inputs kept as they were
+
+
+def test_on_missing_fail_names_the_column_and_writes_nothing(spark, dirty, tmp_path: Path) -> None:
+    path, _ = dirty
+    cfg = parse_config(job_dict(tmp_path, path, columns={"id": ["txn_id"], "categorical": ["merchant"]},
+                                preprocess={"on_missing": "fail"}))
+    with pytest.raises(SchemaError, match=r"column 'amount' has \d+ null, NaN or infinite"):
+        pipeline.run(spark, cfg)
+    assert not Path(cfg.model_dir).exists() and not Path(cfg.output.path).exists()
+
+
+def test_partitioned_output_replaces_only_tonights_partitions(spark, trained, tmp_path: Path) -> None:
+    model = trained["cfg"].model_dir
+    full = make_table(600, seed=21)
+    out = tmp_path / "out"
+    cfg = parse_config(job_dict(tmp_path, write_parquet(full, tmp_path / "night1"), model_dir=model,
+                                output={"path": str(out), "partition_by": ["merchant"]}))
+    pipeline.score(spark, cfg)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "merchant=fuel", "merchant=grocery", "merchant=online", "merchant=travel"]
+    untouched = {m: _snapshot(out / f"merchant={m}") for m in ("grocery", "online", "travel")}
+    fuel = make_table(300, seed=22).query("merchant == 'fuel'").assign(txn_id=lambda d: d.txn_id + 10_000)
+    night2 = cfg.model_copy(update={"input": cfg.input.model_copy(
+        update={"path": write_parquet(fuel, tmp_path / "night2", files=1)})})
+    report = pipeline.score(spark, night2)
+    assert report.output_rows == len(fuel)
+    for m, snap in untouched.items():
+        assert _snapshot(out / f"merchant={m}") == snap
+    result = pd.read_parquet(out)
+    fuel_ids = sorted(result.loc[result["merchant"] == "fuel", "txn_id"])
+    assert fuel_ids == sorted(fuel["txn_id"])
+    assert len(result) == (full["merchant"] != "fuel").sum() + len(fuel)
+    assert [p.name for p in tmp_path.iterdir() if "adspark-" in p.name] == []
+
+
+def _submit_score(cfg_path: Path, fault: str | None, cwd: Path) -> subprocess.CompletedProcess[str]:
+    import pyspark
+
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    env.pop("ADSPARK_FAULT_INJECTION", None)
+    if fault:
+        env["ADSPARK_FAULT_INJECTION"] = fault
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    args = [str(submit), "--master", "local[2,4]", "--conf", "spark.ui.enabled=false",
+            str(REPO / "jobs" / "score_only.py"), "--config", str(cfg_path)]
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_task_retry_gives_identical_output_and_total_failure_keeps_previous(trained, dataset, tmp_path: Path) -> None:
+    cfg = job_dict(tmp_path, dataset[1], model_dir=trained["cfg"].model_dir)
+    cfg_path = tmp_path / "job.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    clean_out = Path(cfg["output"]["path"])  # type: ignore[index]
+
+    retried = _submit_score(cfg_path, "first_attempt", tmp_path)
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    assert "injected fault" in retried.stderr  # the first attempt really failed
+    faulted = pd.read_parquet(clean_out).sort_values("txn_id").reset_index(drop=True)
+
+    clean = _submit_score(cfg_path, None, tmp_path)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    expected = pd.read_parquet(clean_out).sort_values("txn_id").reset_index(drop=True)
+    assert len(faulted) == len(expected) == len(dataset[0]) and faulted["txn_id"].is_unique
+    pd.testing.assert_frame_equal(faulted, expected)
+
+    before = _snapshot(clean_out)
+    failed = _submit_score(cfg_path, "always", tmp_path)
+    assert failed.returncode != 0
+    # spark-submit merges the Python driver's stderr into stdout
+    errors = [ln for ln in (failed.stdout + failed.stderr).splitlines() if ln.startswith("adspark: error:")]
+    assert len(errors) == 1 and "RuntimeError: injected fault" in errors[0], errors
+    assert _snapshot(clean_out) == before
+    assert [p.name for p in tmp_path.iterdir() if "adspark-" in p.name] == []
