@@ -33,7 +33,7 @@ def test_fit_is_robust_and_log_compresses_heavy_tails() -> None:
     assert not normal.log and heavy.log
     z = pre.transform([pa.array([10.0, 1e9]), pa.array([1.0, 1e9]), pa.array(["a", "a"])])
     assert abs(z[0, 0]) < 0.2
-    assert z[1, 1] < 25  # log-compressed, but still far out
+    assert 5 < z[1, 1] < 1e3  # log-compressed by many orders of magnitude, but still far out
 
 
 def test_missing_values_impute_with_indicator() -> None:

@@ -6,8 +6,8 @@ anomalies we look for:
   and the network sees them clipped to +-clip, while the score uses the unclipped
   values, so an extreme value still scores high;
 - training is trimmed: after a warm-up, the `train.trim` fraction of the sample
-  with the worst reconstruction is dropped, so the net does not learn to
-  reconstruct the anomalies;
+  with the worst reconstruction (each feature's error relative to its median
+  error) is dropped, so the net does not learn to reconstruct the anomalies;
 - each feature's error is divided by its typical training error, so one noisy
   column cannot drown out the rest.
 """
@@ -25,6 +25,10 @@ from adspark.errors import TrainingError
 from adspark.models.base import Detector, import_keras
 
 log = logging.getLogger("adspark.train")
+
+# Trimming compares squared errors relative to each feature's median squared error;
+# the floor keeps a feature the net reconstructs perfectly from dividing by zero.
+TRIM_ERROR_FLOOR = 1e-6
 
 
 def default_hidden(n_features: int) -> list[int]:
@@ -123,10 +127,20 @@ class AutoencoderDetector(Detector):
         return tr_idx, info
 
     def _trim(self, model: Any, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        err = np.mean(np.square(x[idx] - model.predict(x[idx], batch_size=8192, verbose=0)), axis=1)
+        """Drop the `train.trim` fraction of rows worst reconstructed by the warmed-up net.
+
+        Each feature's squared error is divided by its median over the rows first, so
+        the rows dropped are those unusual for the columns that are otherwise well
+        reconstructed, not simply the rows of the noisiest column (the same idea as
+        the per-feature error scale of the score).
+        """
+        sq = np.square(x[idx] - model.predict(x[idx], batch_size=8192, verbose=0)).astype(np.float64)
+        err = np.mean(sq / np.maximum(np.median(sq, axis=0), TRIM_ERROR_FLOOR), axis=1)
         return idx[err <= np.quantile(err, 1.0 - self.cfg.train.trim)]
 
-    def _epochs(self, model: Any, x_tr: np.ndarray, x_val: np.ndarray, first: int, last: int, label: str) -> list[float]:
+    def _epochs(
+        self, model: Any, x_tr: np.ndarray, x_val: np.ndarray, first: int, last: int, label: str
+    ) -> list[float]:
         keras = import_keras()
         t = self.cfg.train
         monitor = "val_loss" if len(x_val) else "loss"
