@@ -56,7 +56,9 @@ class Scorer:
 
 
 class AutoencoderScorer(Scorer):
-    """Mean squared reconstruction error, each feature scaled by its training error.
+    """Weighted mean squared reconstruction error, each feature scaled by its training error.
+
+    Weights give each input column an equal share (see Preprocessor.feature_weights_).
 
     The network returns only the reconstruction; the error and the mean over
     features are taken here in float64 with numpy, because onnxruntime's
@@ -70,13 +72,14 @@ class AutoencoderScorer(Scorer):
         self.sessions = [_session(files[name], name) for name in spec["onnx_files"]]
         self.input_names = [s.get_inputs()[0].name for s in self.sessions]
         self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
+        self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         x = self.preprocessor.network_input(features)
         total = np.zeros(len(features), dtype=np.float64)
         for session, name in zip(self.sessions, self.input_names, strict=True):
             recon = session.run(None, {name: x})[0].astype(np.float64)
-            total += np.mean(np.square((features - recon) / self.error_scale), axis=1)
+            total += np.sum(np.square((features - recon) / self.error_scale) * self.weights, axis=1)
         return total / len(self.sessions)
 
 

@@ -83,3 +83,14 @@ def test_state_round_trip_and_chunking_give_identical_features() -> None:
 def test_not_fitted() -> None:
     with pytest.raises(NotFittedError):
         Preprocessor(["x"], []).transform([pa.array([1.0])])
+
+
+def test_feature_weights_give_each_column_an_equal_share() -> None:
+    t = pa.table({"x": [1.0, None, 3.0, 4.0], "y": [1.0, 2.0, 3.0, 4.0], "cat": ["a", "b", "a", None]})
+    pre = Preprocessor(["x", "y"], ["cat"]).fit(t)
+    w = dict(zip(pre.feature_names_, pre.feature_weights_, strict=True))
+    assert w["x"] + w["x__missing"] == pytest.approx(1 / 3)
+    assert w["y"] == pytest.approx(1 / 3)
+    assert w["cat=a"] == w["cat=b"] == 0.0  # one-hot: network context, not scored
+    assert sum(v for k, v in w.items() if k.startswith("cat")) == pytest.approx(1 / 3)
+    assert sum(w.values()) == pytest.approx(1.0)

@@ -106,6 +106,7 @@ class AutoencoderDetector(Detector):
             "hidden": hidden,
             "activation": self.cfg.model.activation,
             "error_scale": np.maximum(scale, floor).tolist(),
+            "feature_weights": self.preprocessor.feature_weights_.tolist(),
         }
         self.training_ = {"members": summary}
         return spec, files
