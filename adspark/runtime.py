@@ -73,9 +73,16 @@ class AutoencoderScorer(Scorer):
         self.input_names = [s.get_inputs()[0].name for s in self.sessions]
         self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
         self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
+        self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
+        self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         x = self.preprocessor.network_input(features)
+        # Features constant over the training sample (an unseen-category or a
+        # missing-indicator bucket that never fired) carry no information for
+        # the network: it sees them at their training value, so any deviation
+        # is scored in full by the error term instead of half-reconstructed.
+        x[:, self.frozen] = self.frozen_values
         total = np.zeros(len(features), dtype=np.float64)
         for session, name in zip(self.sessions, self.input_names, strict=True):
             recon = session.run(None, {name: x})[0].astype(np.float64)

@@ -44,3 +44,14 @@ def test_not_fitted_detector_raises(small_detector) -> None:
     det = make_detector(parse_config({}), ["a"], [])
     with pytest.raises(NotFittedError, match="not fitted"):
         det.decision_function(table)
+
+
+def test_unseen_category_scores_strongly(small_detector) -> None:
+    import pyarrow as pa
+
+    det, table = small_detector
+    normal = table.slice(100, 50)
+    unseen = normal.set_column(4, "merchant", pa.array(["never-seen-before"] * 50))
+    base, odd = det.decision_function(normal), det.decision_function(unseen)
+    assert np.all(odd > det.threshold_)  # every one is flagged
+    assert np.all(odd > base + 10)

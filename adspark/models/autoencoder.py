@@ -84,6 +84,7 @@ class AutoencoderDetector(Detector):
         t = self.cfg.train
         x = self.preprocessor.network_input(features)
         n, d = x.shape
+        frozen = np.all(x == x[:1], axis=0) if n else np.zeros(d, dtype=bool)  # constant over the sample
         order = np.random.default_rng(t.seed).permutation(n)
         n_val = int(n * t.validation_split) if n * t.validation_split >= 8 else 0
         val_idx, tr_idx = order[:n_val], order[n_val:]
@@ -107,6 +108,8 @@ class AutoencoderDetector(Detector):
             "activation": self.cfg.model.activation,
             "error_scale": np.maximum(scale, floor).tolist(),
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
+            "frozen_inputs": np.flatnonzero(frozen).tolist(),
+            "frozen_values": x[0, frozen].tolist() if n else [],
         }
         self.training_ = {"members": summary}
         return spec, files
