@@ -16,7 +16,7 @@ from adspark.config import JobConfig
 from adspark.errors import SchemaError
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
-from adspark.publish import new_run_id, publish
+from adspark.publish import Fingerprint, fingerprint, new_run_id, publish
 from adspark.sampling import training_sample
 from adspark.schema import (
     Roles,
@@ -35,6 +35,7 @@ log = logging.getLogger("adspark")
 class RunReport:
     run_id: str
     input_rows: int = 0
+    input: Fingerprint = field(default_factory=lambda: Fingerprint(0, None))
     output_rows: int = 0
     flagged: int = 0
     threshold: float = float("nan")
@@ -42,6 +43,14 @@ class RunReport:
     output_path: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _count(cfg: JobConfig, df: DataFrame, report: RunReport) -> Fingerprint:
+    """Input rows and id checksum, in one scan of the id columns (Parquet: metadata and ids only)."""
+    with _Timer(report, "count_s"):
+        fp = fingerprint(df, list(cfg.columns.id))
+    report.input_rows = fp.rows
+    return fp
 
 
 class _Timer:
@@ -79,8 +88,7 @@ def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     report = RunReport(new_run_id())
     df = read_table(spark, cfg.input)
     resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
-    with _Timer(report, "count_s"):
-        report.input_rows = df.count()
+    report.input = _count(cfg, df, report)
     _train_on(cfg, df, report.input_rows, report)
     return report
 
@@ -103,7 +111,7 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "timings": report.timings,
     }
     with _Timer(report, "score_write_s"):
-        stats, manifest = publish(spark, scored, cfg.output, ids, report.input_rows, run_info, source=df)
+        stats, manifest = publish(spark, scored, cfg.output, ids, report.input, run_info)
     report.output_rows, report.flagged, report.manifest = stats.rows, stats.flagged, manifest
     report.threshold, report.output_path = artifact.threshold, cfg.output.path
 
@@ -120,8 +128,7 @@ def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None)
     if artifact.manifest["preprocessing"]["on_missing"] == "fail":
         check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
     output_columns(cfg, df, list(cfg.columns.id))
-    with _Timer(report, "count_s"):
-        report.input_rows = df.count()
+    report.input = _count(cfg, df, report)
     _score_with(spark, cfg, df, artifact, report)
     return report
 
@@ -133,8 +140,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
     df = read_table(spark, cfg.input)
     resolve_roles(cfg, df.schema)
     output_columns(cfg, df, list(cfg.columns.id))
-    with _Timer(report, "count_s"):
-        report.input_rows = df.count()
+    report.input = _count(cfg, df, report)
     artifact = _train_on(cfg, df, report.input_rows, report)
     _score_with(spark, cfg, df, artifact, report)
     return report

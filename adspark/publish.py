@@ -1,11 +1,12 @@
 """Publishing the scored output so that no run ever loses or duplicates a row.
 
 The output is written to a staging directory next to the target and checked:
-row count equals the input's, every score finite, and every id once (when ids
-are configured). Only then is it swapped in with filesystem renames: the whole
-directory, or with `output.partition_by` only the partitions present in
-tonight's output (dynamic partition overwrite). A failed or killed run leaves
-the previous output as it was; a rerun replaces, never appends.
+row count equals the input's, every score finite, and, when ids are configured,
+the output holds exactly the input's ids with the same multiplicities. Only then
+is it swapped in with filesystem renames: the whole directory, or with
+`output.partition_by` only the partitions present in tonight's output (dynamic
+partition overwrite). A failed or killed run leaves the previous output as it
+was; a rerun replaces, never appends.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from adspark.config import OutputConfig
@@ -29,47 +30,69 @@ RUN_MANIFEST = "_adspark_run.json"
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
 
 
+@dataclass(frozen=True)
+class Fingerprint:
+    """Row count plus an order-independent checksum of the id columns.
+
+    Equal fingerprints mean the same multiset of ids (up to a 64-bit hash
+    collision): a lost row, a duplicated row, or one swapped for another all
+    change it. Computed in one scan of the id columns, with no shuffle, so it
+    costs far less than a group-by uniqueness check on a large table.
+    """
+
+    rows: int
+    id_checksum: str | None
+
+
+def _fingerprint_exprs(ids: list[str]) -> list[Column]:
+    exprs = [F.count(F.lit(1)).alias("rows")]
+    if ids:
+        row_hash = F.xxhash64(*[F.col(f"`{c}`") for c in ids]).cast("decimal(20,0)")
+        exprs.append(F.sum(row_hash).cast("string").alias("id_checksum"))
+    return exprs
+
+
+def fingerprint(df: DataFrame, ids: list[str]) -> Fingerprint:
+    row = df.agg(*_fingerprint_exprs(ids)).first()
+    assert row is not None
+    return Fingerprint(int(row["rows"]), row["id_checksum"] if ids else None)
+
+
 @dataclass
 class OutputStats:
-    rows: int
+    fingerprint: Fingerprint
     flagged: int
     non_finite: int
     quantiles: dict[str, float]
-    duplicate_ids: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.fingerprint.rows
 
 
 def output_stats(spark: SparkSession, path: str, ids: list[str]) -> OutputStats:
-    """One pass over the written score column, plus an id-uniqueness pass when ids are configured."""
+    """One pass over the written ids and scores: fingerprint, flags, non-finite scores, quantiles."""
     written = spark.read.parquet(path)
     finite = F.col(SCORE_COL).isNotNull() & ~F.isnan(SCORE_COL) & (F.abs(SCORE_COL) != F.lit(float("inf")))
     row = written.agg(
-        F.count(F.lit(1)).alias("rows"),
+        *_fingerprint_exprs(ids),
         F.sum(F.col(FLAG_COL).cast("long")).alias("flagged"),
         F.sum((~finite).cast("long")).alias("non_finite"),
         F.percentile_approx(SCORE_COL, list(QUANTILES), 10000).alias("q"),
     ).first()
     assert row is not None
     quantiles = {f"q{q}": float(v) for q, v in zip(QUANTILES, row["q"] or [], strict=False)}
-    stats = OutputStats(int(row["rows"]), int(row["flagged"] or 0), int(row["non_finite"] or 0), quantiles)
-    if ids and stats.rows:
-        stats.duplicate_ids = duplicate_ids(written, ids)
-    return stats
+    fp = Fingerprint(int(row["rows"]), row["id_checksum"] if ids else None)
+    return OutputStats(fp, int(row["flagged"] or 0), int(row["non_finite"] or 0), quantiles)
 
 
-def duplicate_ids(df: DataFrame, ids: list[str]) -> int:
-    """Rows beyond the first for each id value."""
-    dup = df.groupBy(*[F.col(f"`{c}`") for c in ids]).count().where(F.col("count") > 1)
-    row = dup.agg(F.sum(F.col("count") - 1).alias("extra")).first()
-    return int(row["extra"] or 0) if row else 0
-
-
-def _verify(stats: OutputStats, expected_rows: int, input_duplicates: int | None) -> None:
-    if stats.rows != expected_rows:
-        raise OutputError(f"output check failed: {stats.rows} rows written but the input has {expected_rows}")
+def _verify(stats: OutputStats, expected: Fingerprint) -> None:
+    if stats.rows != expected.rows:
+        raise OutputError(f"output check failed: {stats.rows} rows written but the input has {expected.rows}")
+    if stats.fingerprint.id_checksum != expected.id_checksum:
+        raise OutputError("output check failed: the output's ids differ from the input's (lost or duplicated rows)")
     if stats.non_finite:
         raise OutputError(f"output check failed: {stats.non_finite} rows have a non-finite {SCORE_COL}")
-    if stats.duplicate_ids and stats.duplicate_ids != input_duplicates:
-        raise OutputError(f"output check failed: {stats.duplicate_ids} duplicate ids in the output")
 
 
 def publish(
@@ -77,11 +100,10 @@ def publish(
     df: DataFrame,
     cfg: OutputConfig,
     ids: list[str],
-    expected_rows: int,
+    expected: Fingerprint,
     run_info: dict[str, Any],
-    source: DataFrame | None = None,
 ) -> tuple[OutputStats, dict[str, Any]]:
-    """Write `df` to staging, verify it, then swap it in for the previous output."""
+    """Write `df` to staging, verify it against the input's fingerprint, then swap it in."""
     assert cfg.path
     target = HadoopPath(spark, cfg.path)
     run_id = str(run_info["run_id"])
@@ -92,12 +114,7 @@ def publish(
             writer = writer.partitionBy(*cfg.partition_by)
         writer.parquet(staging.path)
         stats = output_stats(spark, staging.path, ids)
-        input_dups = None
-        if stats.duplicate_ids and source is not None:
-            # Duplicate ids already in the input are the data's, not ours: keep them, say so.
-            input_dups = duplicate_ids(source, ids)
-            log.warning("the input has %d rows with a repeated id; they are kept as they are", input_dups)
-        _verify(stats, expected_rows, input_dups)
+        _verify(stats, expected)
         manifest = run_manifest(run_info, stats)
         staging.child(RUN_MANIFEST).write_text(json.dumps(manifest, indent=2))
         if cfg.partition_by and target.exists():
@@ -117,7 +134,7 @@ def run_manifest(run_info: dict[str, Any], stats: OutputStats) -> dict[str, Any]
         "output_rows": stats.rows,
         "flagged": stats.flagged,
         "flagged_rate": stats.flagged / stats.rows if stats.rows else 0.0,
-        "duplicate_ids_in_input": stats.duplicate_ids,
+        "id_checksum": stats.fingerprint.id_checksum,
         "score_quantiles": stats.quantiles,
     }
 

@@ -152,3 +152,22 @@ def test_task_retry_gives_identical_output_and_total_failure_keeps_previous(trai
     assert len(errors) == 1 and "RuntimeError: injected fault" in errors[0], errors
     assert _snapshot(clean_out) == before
     assert [p.name for p in tmp_path.iterdir() if "adspark-" in p.name] == []
+
+
+def test_fingerprint_catches_a_row_swapped_for_a_duplicate(spark) -> None:
+    from adspark.errors import OutputError
+    from adspark.publish import Fingerprint, OutputStats, _verify, fingerprint
+
+    ids = spark.range(100).withColumnRenamed("id", "txn_id")
+    swapped = ids.where("txn_id < 99").union(ids.where("txn_id = 0"))  # same count, one id twice
+    good, bad = fingerprint(ids, ["txn_id"]), fingerprint(swapped, ["txn_id"])
+    assert good.rows == bad.rows == 100 and good.id_checksum != bad.id_checksum
+    assert fingerprint(ids.repartition(7).orderBy("txn_id"), ["txn_id"]) == good  # order-independent
+    _verify(OutputStats(good, 1, 0, {}), good)
+    with pytest.raises(OutputError, match="ids differ"):
+        _verify(OutputStats(bad, 1, 0, {}), good)
+    with pytest.raises(OutputError, match="99 rows written but the input has 100"):
+        _verify(OutputStats(Fingerprint(99, good.id_checksum), 1, 0, {}), good)
+    with pytest.raises(OutputError, match="2 rows have a non-finite"):
+        _verify(OutputStats(good, 1, 2, {}), good)
+    assert fingerprint(ids, []) == Fingerprint(100, None)
