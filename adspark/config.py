@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from adspark.errors import ConfigError
 
@@ -49,17 +57,36 @@ class ColumnsConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    kind: Literal["autoencoder"] = "autoencoder"
+    """The detector family and its network.
+
+    `hidden`, `activation` are shared by both families (for `gan`: the encoder,
+    mirrored by the generator). The GAN-only options below are ignored by the
+    autoencoder; see adspark/models/gan.py for what each one does.
+    """
+
+    kind: Literal["autoencoder", "gan"] = "autoencoder"
     hidden: list[int] | None = None
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
+    # --- kind: gan -------------------------------------------------------------
+    latent: int | None = Field(None, ge=1, le=1024)  # code size; None = the last `hidden` size
+    disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
+    score_alpha: float = Field(0.9, ge=0.0, le=1.0)  # weight of reconstruction vs feature matching
+    adversarial_weight: float = Field(0.1, ge=0.0, le=100.0)  # of the adversarial + feature-matching loss
+    max_steps: int = Field(8000, ge=1)  # cap on GAN training steps, over all epochs
 
-    @field_validator("hidden")
+    @field_validator("hidden", "disc_hidden")
     @classmethod
-    def _positive(cls, v: list[int] | None) -> list[int] | None:
+    def _positive(cls, v: list[int] | None, info: ValidationInfo) -> list[int] | None:
         if v is not None and (not v or any(h < 1 for h in v)):
-            raise ValueError("model.hidden must be a non-empty list of positive layer sizes")
+            raise ValueError(f"model.{info.field_name} must be a non-empty list of positive layer sizes")
         return v
+
+    @model_validator(mode="after")
+    def _gan_single_member(self) -> ModelConfig:
+        if self.kind == "gan" and self.ensemble != 1:
+            raise ValueError("model.ensemble must be 1 for kind 'gan' (GAN ensembles are not supported)")
+        return self
 
 
 class TrainConfig(_Strict):

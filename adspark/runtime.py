@@ -90,7 +90,58 @@ class AutoencoderScorer(Scorer):
         return total / len(self.sessions)
 
 
-SCORERS: dict[str, type[Scorer]] = {"autoencoder": AutoencoderScorer}
+class GanScorer(Scorer):
+    """Encoder-generator-discriminator (ALAD/GANomaly style) scored in one forward pass.
+
+    The ONNX graph (Dense layers and elementwise activations only) maps the
+    clipped features x to one matrix [G(E(x)) | f(x) | f(G(E(x)))], where f is the
+    discriminator's feature layer. Everything else is float64 numpy here, so a
+    row's score does not depend on its batch:
+    - reconstruction: weighted sum of squared errors on the unclipped features,
+      each scaled by its training error (as in AutoencoderScorer);
+    - feature matching: mean squared distance between f(x) and f(G(E(x))), each
+      discriminator feature scaled by its training distance;
+    - score = alpha * (rec - rec_center) / rec_spread
+      + (1 - alpha) * (fm - fm_center) / fm_spread, with the centres and
+      spreads fitted once on the training sample and frozen in the manifest.
+    """
+
+    def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+        super().__init__(manifest, files)
+        spec = manifest["model"]
+        name = spec["onnx_files"][0]
+        self.session = _session(files[name], name)
+        self.input_name = self.session.get_inputs()[0].name
+        self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
+        self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
+        self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
+        self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
+        self.fm_scale = np.asarray(spec["fm_scale"], dtype=np.float64)
+        self.fm_weights = np.full(len(self.fm_scale), 1.0 / max(len(self.fm_scale), 1))
+        norm = spec["normalisation"]
+        self.alpha = float(spec["score_alpha"])
+        self.rec_center, self.rec_spread = float(norm["rec_center"]), float(norm["rec_spread"])
+        self.fm_center, self.fm_spread = float(norm["fm_center"]), float(norm["fm_spread"])
+
+    def components(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (reconstruction, feature-matching) errors per row, before normalisation."""
+        x = self.preprocessor.network_input(features)
+        x[:, self.frozen] = self.frozen_values  # inputs constant in training, as in AutoencoderScorer
+        out = self.session.run(None, {self.input_name: x})[0].astype(np.float64)
+        d, k = features.shape[1], len(self.fm_scale)
+        recon, fx, fx_hat = out[:, :d], out[:, d : d + k], out[:, d + k :]
+        rec = np.sum(np.square((features - recon) / self.error_scale) * self.weights, axis=1)
+        fm = np.sum(np.square((fx - fx_hat) / self.fm_scale) * self.fm_weights, axis=1)
+        return rec, fm
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        rec, fm = self.components(features)
+        rec_n = (rec - self.rec_center) / self.rec_spread
+        fm_n = (fm - self.fm_center) / self.fm_spread
+        return self.alpha * rec_n + (1.0 - self.alpha) * fm_n
+
+
+SCORERS: dict[str, type[Scorer]] = {"autoencoder": AutoencoderScorer, "gan": GanScorer}
 
 
 def build_scorer(manifest: dict[str, Any], files: dict[str, bytes]) -> Scorer:

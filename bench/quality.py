@@ -1,12 +1,14 @@
-"""Detection quality of adspark's autoencoder against two peers, on real labelled tables.
+"""Detection quality of adspark's autoencoder and GAN against two peers, on real labelled tables.
 
 Every method trains unsupervised on the full table, anomalies included (the nightly
 job never sees clean data); labels are used only to compute ROC-AUC and PR-AUC.
 
     python bench/quality.py [--datasets wilt,wdbc,mnist,synthetic_heavy_tail] [--seed 0]
-                            [--methods adspark,textbook_ae,iforest] [--override '{"train": {"trim": 0.1}}']
+                            [--methods adspark,gan,textbook_ae,iforest] [--override '{"train": {"trim": 0.1}}']
 
-Peers, in the same run:
+Methods, in the same run:
+- ``adspark``: adspark's autoencoder (``model.kind: autoencoder``, the defaults);
+- ``gan``: adspark's GAN detector (``model.kind: gan``, the defaults; ``--override`` applies too);
 - ``textbook_ae``: StandardScaler + a dense Keras autoencoder scored by plain MSE;
 - ``iforest``: scikit-learn's IsolationForest(n_estimators=200).
 
@@ -38,7 +40,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 DATASETS = ("wilt", "wdbc", "mnist", "synthetic_heavy_tail")
-METHODS = ("adspark", "textbook_ae", "iforest")
+METHODS = ("adspark", "gan", "textbook_ae", "iforest")
 
 
 @dataclass
@@ -159,12 +161,13 @@ LOADERS: dict[str, Callable[[int], Dataset]] = {
 }
 
 
-def run_adspark(data: Dataset, seed: int, override: dict[str, Any]) -> np.ndarray:
+def run_adspark(data: Dataset, seed: int, override: dict[str, Any], kind: str = "autoencoder") -> np.ndarray:
     from adspark.config import parse_config
     from adspark.models import make_detector
 
     cfg_dict = json.loads(json.dumps(override))
     cfg_dict.setdefault("train", {}).setdefault("seed", seed)
+    cfg_dict.setdefault("model", {})["kind"] = kind
     cfg = parse_config(cfg_dict)
     det = make_detector(cfg, list(data.table.column_names), []).fit(data.table)
     return det.decision_function(data.table)
@@ -200,6 +203,8 @@ def evaluate(data: Dataset, method: str, seed: int, override: dict[str, Any]) ->
     start = time.perf_counter()
     if method == "adspark":
         scores = run_adspark(data, seed, override)
+    elif method == "gan":
+        scores = run_adspark(data, seed, override, kind="gan")
     elif method == "textbook_ae":
         scores = run_textbook_ae(data, seed)
     elif method == "iforest":

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from adspark.config import JobConfig
     from adspark.models.base import Detector
 
-KINDS = ("autoencoder",)
+KINDS = ("autoencoder", "gan")
 
 
 def make_detector(cfg: JobConfig, numeric: list[str], categorical: list[str]) -> Detector:
@@ -16,4 +16,8 @@ def make_detector(cfg: JobConfig, numeric: list[str], categorical: list[str]) ->
         from adspark.models.autoencoder import AutoencoderDetector
 
         return AutoencoderDetector(cfg, numeric, categorical)
+    if cfg.model.kind == "gan":
+        from adspark.models.gan import GanDetector
+
+        return GanDetector(cfg, numeric, categorical)
     raise ValueError(f"unknown model kind {cfg.model.kind!r}")
