@@ -140,3 +140,21 @@ def test_tampered_model_fails_before_spark_and_keeps_output(ran, job: dict) -> N
     assert "checksum mismatch" in _last_line(proc) and onnx.name in _last_line(proc)
     assert "SparkContext" not in proc.stderr  # no Spark was started
     assert _snapshot(tmp / "out") == before
+
+
+def test_cli_gan_train_then_score(job: dict) -> None:
+    tmp = job["tmp"]
+    cfg = yaml.safe_load(Path(job["config"]).read_text())
+    cfg["model"] = {"kind": "gan"}
+    gan_cfg = tmp / "gan.yaml"
+    gan_cfg.write_text(yaml.safe_dump(cfg))
+    trained = _call([*_adspark(), "train", "--config", str(gan_cfg), "--model-dir", str(tmp / "gan_model")], tmp)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "kind          gan" in _call([*_adspark(), "inspect", str(tmp / "gan_model")], tmp).stdout
+    scored = _call([*_adspark(), "score", "--config", str(gan_cfg), "--model-dir", str(tmp / "gan_model"),
+                    "--output", str(tmp / "gan_out")], tmp)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    out = pd.read_parquet(tmp / "gan_out").sort_values("txn_id")
+    assert out["txn_id"].tolist() == list(range(1500))
+    assert np.all(np.isfinite(out["anomaly_score"]))
+    assert out.loc[out["label"] == 1, "anomaly_score"].median() > out["anomaly_score"].quantile(0.9)
