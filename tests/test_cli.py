@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, job_dict, make_table, write_parquet
+from tests.conftest import REPO, job_dict, make_table, snapshot, write_parquet
 
 
 def _adspark() -> list[str]:
@@ -41,11 +40,6 @@ def _call(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     return lines[-1] if lines else ""
-
-
-def _snapshot(path: Path) -> dict[str, str]:
-    files = (p for p in path.rglob("*") if p.is_file())
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +113,13 @@ def test_unknown_config_key_is_one_clear_line(job: dict) -> None:
 
 def test_missing_column_fails_cleanly_and_keeps_output(ran, job: dict) -> None:
     tmp = job["tmp"]
-    before = _snapshot(tmp / "out")
+    before = snapshot(tmp / "out")
     data = write_parquet(job["df"].drop(columns=["a"]), tmp / "no_a")
     proc = _call([*_adspark(), "score", "--config", job["config"], "--model-dir", str(tmp / "model"),
                   "--input", data], tmp)
     assert proc.returncode == 2
     assert "column 'a'" in _last_line(proc) and "not in the input table" in _last_line(proc)
-    assert _snapshot(tmp / "out") == before
+    assert snapshot(tmp / "out") == before
 
 
 def test_tampered_model_fails_before_spark_and_keeps_output(ran, job: dict) -> None:
@@ -134,12 +128,12 @@ def test_tampered_model_fails_before_spark_and_keeps_output(ran, job: dict) -> N
     shutil.copytree(tmp / "model", model)
     onnx = next(model.glob("*.onnx"))
     onnx.write_bytes(onnx.read_bytes() + b"\0")
-    before = _snapshot(tmp / "out")
+    before = snapshot(tmp / "out")
     proc = _call([*_adspark(), "score", "--config", job["config"], "--model-dir", str(model)], tmp)
     assert proc.returncode == 2
     assert "checksum mismatch" in _last_line(proc) and onnx.name in _last_line(proc)
     assert "SparkContext" not in proc.stderr  # no Spark was started
-    assert _snapshot(tmp / "out") == before
+    assert snapshot(tmp / "out") == before
 
 
 def test_cli_gan_train_then_score(job: dict) -> None:

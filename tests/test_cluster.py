@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, job_dict
+from tests.conftest import REPO, driver_scores, job_dict
 
 EXECUTOR_PACKAGES = ["numpy", "pandas", "pyarrow", "onnxruntime"]
 
@@ -119,14 +119,7 @@ def test_nightly_sweep_on_a_standalone_cluster(cluster, executor_python, trained
     df = dataset[0]
     assert out["txn_id"].tolist() == df["txn_id"].tolist()  # every row exactly once
     local = pd.read_parquet(trained["cfg"].output.path) if Path(trained["cfg"].output.path).exists() else None
-    from adspark.runtime import build_scorer
-
-    art = trained["artifact"]
-    import pyarrow as pa
-
-    cols = [pa.array(df[c].astype("float64")) for c in ["amount", "a", "b", "count"]]
-    expected = build_scorer(art.manifest, art.files).score_arrays([*cols, pa.array(df["merchant"])])
-    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), expected)
+    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), driver_scores(trained["artifact"], df))
     if local is not None:
         local = local.sort_values("txn_id")
         np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), local["anomaly_score"].to_numpy())

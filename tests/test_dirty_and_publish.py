@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import decimal
-import hashlib
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pyspark.sql import types as T
 from adspark import pipeline
 from adspark.config import parse_config
 from adspark.errors import SchemaError
-from tests.conftest import REPO, job_dict, make_table, write_parquet
+from tests.conftest import REPO, job_dict, make_table, snapshot, write_parquet
 
 DIRTY_SCHEMA = T.StructType(
     [
@@ -48,11 +47,6 @@ def _dirty_rows(n: int = 1200) -> list[tuple]:
     ]
     some_nulls = [(n + 5 + k, None, 2, decimal.Decimal("5.00"), False, "grocery") for k in range(30)]
     return rows + specials + some_nulls
-
-
-def _snapshot(path: Path) -> dict[str, str]:
-    files = (p for p in path.rglob("*") if p.is_file())
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +93,14 @@ def test_partitioned_output_replaces_only_tonights_partitions(spark, trained, tm
     pipeline.score(spark, cfg)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
         "merchant=fuel", "merchant=grocery", "merchant=online", "merchant=travel"]
-    untouched = {m: _snapshot(out / f"merchant={m}") for m in ("grocery", "online", "travel")}
+    untouched = {m: snapshot(out / f"merchant={m}") for m in ("grocery", "online", "travel")}
     fuel = make_table(300, seed=22).query("merchant == 'fuel'").assign(txn_id=lambda d: d.txn_id + 10_000)
     night2 = cfg.model_copy(update={"input": cfg.input.model_copy(
         update={"path": write_parquet(fuel, tmp_path / "night2", files=1)})})
     report = pipeline.score(spark, night2)
     assert report.output_rows == len(fuel)
     for m, snap in untouched.items():
-        assert _snapshot(out / f"merchant={m}") == snap
+        assert snapshot(out / f"merchant={m}") == snap
     result = pd.read_parquet(out)
     fuel_ids = sorted(result.loc[result["merchant"] == "fuel", "txn_id"])
     assert fuel_ids == sorted(fuel["txn_id"])
@@ -144,13 +138,13 @@ def test_task_retry_gives_identical_output_and_total_failure_keeps_previous(trai
     assert len(faulted) == len(expected) == len(dataset[0]) and faulted["txn_id"].is_unique
     pd.testing.assert_frame_equal(faulted, expected)
 
-    before = _snapshot(clean_out)
+    before = snapshot(clean_out)
     failed = _submit_score(cfg_path, "always", tmp_path)
     assert failed.returncode != 0
     # spark-submit merges the Python driver's stderr into stdout
     errors = [ln for ln in (failed.stdout + failed.stderr).splitlines() if ln.startswith("adspark: error:")]
     assert len(errors) == 1 and "RuntimeError: injected fault" in errors[0], errors
-    assert _snapshot(clean_out) == before
+    assert snapshot(clean_out) == before
     assert [p.name for p in tmp_path.iterdir() if "adspark-" in p.name] == []
 
 

@@ -1,26 +1,18 @@
 """Scoring on Spark: rows conserved, schema, determinism, and errors before any write."""
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from adspark import pipeline
 from adspark.config import parse_config
 from adspark.errors import ArtifactError, SchemaError
-from adspark.runtime import build_scorer
 from adspark.sampling import training_sample
 from adspark.schema import resolve_roles
 from adspark.scoring import score_dataframe
-from tests.conftest import N_OUTLIERS, job_dict, make_table, write_parquet
-
-
-def _snapshot(path: Path) -> dict[str, str]:
-    files = (p for p in path.rglob("*") if p.is_file())
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+from tests.conftest import N_OUTLIERS, driver_scores, job_dict, make_table, snapshot, write_parquet
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +59,7 @@ def test_spark_scores_equal_driver_scores(scored, trained, dataset) -> None:
     _, out = scored
     art = trained["artifact"]
     df = dataset[0]
-    scorer = build_scorer(art.manifest, art.files)
-    cols = [pa.array(df[c].astype("float64")) for c in ["amount", "a", "b", "count"]]
-    expected = scorer.score_arrays([*cols, pa.array(df["merchant"])])
-    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), expected)
+    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), driver_scores(art, df))
 
 
 def _scores(spark, df, artifact) -> np.ndarray:
@@ -116,12 +105,12 @@ def test_training_sample_ignores_partitioning(spark, trained, dataset) -> None:
 
 def test_missing_column_fails_and_keeps_previous_output(spark, scored, trained, tmp_path: Path) -> None:
     cfg = trained["cfg"]
-    before = _snapshot(Path(cfg.output.path))
+    before = snapshot(Path(cfg.output.path))
     bad = make_table(200).drop(columns=["b"])
     data = write_parquet(bad, tmp_path / "bad")
     with pytest.raises(SchemaError, match="column 'b'.*not in the input table"):
         pipeline.score(spark, cfg.model_copy(update={"input": cfg.input.model_copy(update={"path": data})}))
-    assert _snapshot(Path(cfg.output.path)) == before
+    assert snapshot(Path(cfg.output.path)) == before
 
 
 def test_string_typed_numeric_is_a_schema_error(spark, trained, tmp_path: Path) -> None:
