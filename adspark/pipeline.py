@@ -16,7 +16,7 @@ from adspark.config import JobConfig
 from adspark.errors import SchemaError
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
-from adspark.publish import Fingerprint, fingerprint, new_run_id, publish
+from adspark.publish import new_run_id, observe_input, publish
 from adspark.sampling import training_sample
 from adspark.schema import (
     Roles,
@@ -35,7 +35,6 @@ log = logging.getLogger("adspark")
 class RunReport:
     run_id: str
     input_rows: int = 0
-    input: Fingerprint = field(default_factory=lambda: Fingerprint(0, None))
     output_rows: int = 0
     flagged: int = 0
     threshold: float = float("nan")
@@ -45,12 +44,11 @@ class RunReport:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def _count(cfg: JobConfig, df: DataFrame, report: RunReport) -> Fingerprint:
-    """Input rows and id checksum, in one scan of the id columns (Parquet: metadata and ids only)."""
+def _count(df: DataFrame, report: RunReport) -> int:
+    """Input rows, needed up front to size the training sample (Parquet: from file metadata)."""
     with _Timer(report, "count_s"):
-        fp = fingerprint(df, list(cfg.columns.id))
-    report.input_rows = fp.rows
-    return fp
+        report.input_rows = df.count()
+    return report.input_rows
 
 
 class _Timer:
@@ -88,7 +86,7 @@ def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     report = RunReport(new_run_id())
     df = read_table(spark, cfg.input)
     resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
-    report.input = _count(cfg, df, report)
+    _count(df, report)
     _train_on(cfg, df, report.input_rows, report)
     return report
 
@@ -97,7 +95,9 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     assert cfg.output.path
     ids = list(cfg.columns.id)
     cols = output_columns(cfg, df, ids)
-    scored = score_dataframe(spark, df, artifact).select(*[f"`{c}`" for c in cols], "anomaly_score", "is_anomaly")
+    observed, source = observe_input(df, ids)
+    scored = score_dataframe(spark, observed, artifact)
+    scored = scored.select(*[f"`{c}`" for c in cols], "anomaly_score", "is_anomaly")
     run_info = {
         "run_id": report.run_id,
         "adspark_version": __version__,
@@ -107,12 +107,12 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "model_kind": artifact.kind,
         "threshold": artifact.threshold,
         "input_path": cfg.input.path,
-        "input_rows": report.input_rows,
         "timings": report.timings,
     }
     with _Timer(report, "score_write_s"):
-        stats, manifest = publish(spark, scored, cfg.output, ids, report.input, run_info)
-    report.output_rows, report.flagged, report.manifest = stats.rows, stats.flagged, manifest
+        stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info)
+    report.input_rows, report.output_rows = int(manifest["input_rows"]), stats.rows
+    report.flagged, report.manifest = stats.flagged, manifest
     report.threshold, report.output_path = artifact.threshold, cfg.output.path
 
 
@@ -128,7 +128,6 @@ def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None)
     if artifact.manifest["preprocessing"]["on_missing"] == "fail":
         check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
     output_columns(cfg, df, list(cfg.columns.id))
-    report.input = _count(cfg, df, report)
     _score_with(spark, cfg, df, artifact, report)
     return report
 
@@ -140,7 +139,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
     df = read_table(spark, cfg.input)
     resolve_roles(cfg, df.schema)
     output_columns(cfg, df, list(cfg.columns.id))
-    report.input = _count(cfg, df, report)
+    _count(df, report)
     artifact = _train_on(cfg, df, report.input_rows, report)
     _score_with(spark, cfg, df, artifact, report)
     return report

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from adspark.config import OutputConfig
@@ -70,20 +70,18 @@ class OutputStats:
         return self.fingerprint.rows
 
 
-def output_stats(spark: SparkSession, path: str, ids: list[str]) -> OutputStats:
-    """One pass over the written ids and scores: fingerprint, flags, non-finite scores, quantiles."""
-    written = spark.read.parquet(path)
+def _score_exprs() -> list[Column]:
     finite = F.col(SCORE_COL).isNotNull() & ~F.isnan(SCORE_COL) & (F.abs(SCORE_COL) != F.lit(float("inf")))
-    row = written.agg(
-        *_fingerprint_exprs(ids),
-        F.sum(F.col(FLAG_COL).cast("long")).alias("flagged"),
-        F.sum((~finite).cast("long")).alias("non_finite"),
+    return [
+        F.coalesce(F.sum(F.col(FLAG_COL).cast("long")), F.lit(0)).alias("flagged"),
+        F.coalesce(F.sum((~finite).cast("long")), F.lit(0)).alias("non_finite"),
         F.percentile_approx(SCORE_COL, list(QUANTILES), 10000).alias("q"),
-    ).first()
-    assert row is not None
-    quantiles = {f"q{q}": float(v) for q, v in zip(QUANTILES, row["q"] or [], strict=False)}
-    fp = Fingerprint(int(row["rows"]), row["id_checksum"] if ids else None)
-    return OutputStats(fp, int(row["flagged"] or 0), int(row["non_finite"] or 0), quantiles)
+    ]
+
+
+def _stats(written: Fingerprint, scores: dict[str, Any]) -> OutputStats:
+    quantiles = {f"q{q}": float(v) for q, v in zip(QUANTILES, scores.get("q") or [], strict=False)}
+    return OutputStats(written, int(scores["flagged"]), int(scores["non_finite"]), quantiles)
 
 
 def _verify(stats: OutputStats, expected: Fingerprint) -> None:
@@ -95,27 +93,40 @@ def _verify(stats: OutputStats, expected: Fingerprint) -> None:
         raise OutputError(f"output check failed: {stats.non_finite} rows have a non-finite {SCORE_COL}")
 
 
+def observe_input(df: DataFrame, ids: list[str]) -> tuple[DataFrame, Observation]:
+    """The input's row count and id checksum, gathered by the write job itself (no extra pass)."""
+    observation = Observation("adspark_input")
+    return df.observe(observation, *_fingerprint_exprs(ids)), observation
+
+
 def publish(
     spark: SparkSession,
     df: DataFrame,
     cfg: OutputConfig,
     ids: list[str],
-    expected: Fingerprint,
+    source: Observation,
     run_info: dict[str, Any],
 ) -> tuple[OutputStats, dict[str, Any]]:
-    """Write `df` to staging, verify it against the input's fingerprint, then swap it in."""
+    """Write `df` to staging, verify it against the input's fingerprint, then swap it in.
+
+    Flag counts, non-finite scores and quantiles are observed while the output is
+    written; the row count (from the Parquet footers) and the id checksum are
+    read back from the files on disk, an independent check of what was committed.
+    """
     assert cfg.path
     target = HadoopPath(spark, cfg.path)
     run_id = str(run_info["run_id"])
     staging = HadoopPath(spark, target.sibling(f".adspark-staging-{run_id}"))
+    scores = Observation("adspark_scores")
     try:
-        writer = df.write.mode("overwrite")
+        writer = df.observe(scores, *_score_exprs()).write.mode("overwrite")
         if cfg.partition_by:
             writer = writer.partitionBy(*cfg.partition_by)
         writer.parquet(staging.path)
-        stats = output_stats(spark, staging.path, ids)
+        expected = Fingerprint(int(source.get["rows"]), source.get.get("id_checksum"))
+        stats = _stats(fingerprint(spark.read.parquet(staging.path), ids), scores.get)
         _verify(stats, expected)
-        manifest = run_manifest(run_info, stats)
+        manifest = run_manifest({**run_info, "input_rows": expected.rows}, stats)
         staging.child(RUN_MANIFEST).write_text(json.dumps(manifest, indent=2))
         if cfg.partition_by and target.exists():
             _swap_partitions(spark, staging, target, len(cfg.partition_by), run_id)
