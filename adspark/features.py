@@ -16,7 +16,8 @@ seen values, values never seen in training, and null, plus a rarity feature.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -93,22 +94,28 @@ class CategoricalSpec:
         tags = ["<other>", "<unseen>", "<null>"]
         return [f"{self.name}={v}" for v in self.onehot] + [f"{self.name}={t}" for t in tags] + [f"{self.name}__rarity"]
 
+    @cached_property
+    def _lookup(self) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        """Per known value: the Arrow value set, its one-hot column, its sample count (built once per worker)."""
+        known = list(self.counts)
+        k = len(self.onehot)
+        onehot_col = np.full(len(known) + 1, k, dtype=np.int64)  # default: <other>
+        onehot_col[[known.index(v) for v in self.onehot]] = np.arange(k)
+        counts = np.array([self.counts[v] for v in known] + [0], dtype=np.float64)
+        return pa.array(known, type=pa.string()), onehot_col, counts
+
     def transform(self, arr: pa.Array) -> np.ndarray:
         n = len(arr)
         out = np.zeros((n, self.width), dtype=np.float64)
-        known = list(self.counts)
-        idx = pc.index_in(arr, value_set=pa.array(known, type=pa.string())).to_numpy(zero_copy_only=False)
+        value_set, onehot_col, counts = self._lookup
+        idx = pc.index_in(arr, value_set=value_set).to_numpy(zero_copy_only=False)
         is_null = arr.is_null().to_numpy(zero_copy_only=False)
         found = ~np.isnan(idx.astype(np.float64)) if idx.dtype.kind == "f" else np.ones(n, dtype=bool)
         pos = np.where(found, np.nan_to_num(idx.astype(np.float64)), -1).astype(np.int64)
         k = len(self.onehot)
-        rank = np.array([known.index(v) for v in self.onehot], dtype=np.int64)
-        onehot_col = np.full(len(known) + 1, k, dtype=np.int64)  # default: <other>
-        onehot_col[rank] = np.arange(k)
         col = np.where(found, onehot_col[pos], k + 1 if self.complete else k)
         col = np.where(is_null, k + 2, col)
         out[np.arange(n), col] = 1.0
-        counts = np.array([self.counts[v] for v in known] + [0], dtype=np.float64)
         c = np.where(found, counts[pos], 0.0) + 0.5
         out[:, -1] = np.log(self.total / c) / math.log(max(self.total, 2))
         out[is_null, -1] = 0.0
@@ -221,8 +228,8 @@ class Preprocessor:
         return {
             "on_missing": self.on_missing,
             "clip": self.clip,
-            "numeric": [vars(s) for s in numeric],
-            "categorical": [vars(s) for s in categorical],
+            "numeric": [asdict(s) for s in numeric],
+            "categorical": [asdict(s) for s in categorical],
             "feature_names": self.feature_names_,
         }
 
