@@ -1,0 +1,142 @@
+"""Python scoring worker: cold start, peak memory, and linear cost in rows.
+
+    python bench/worker_profile.py [--workdir /tmp/adspark-bench]
+
+Uses the table and model that `bench/score_vs_copy.py` prepared in the workdir
+(2M rows x 30 doubles + id, an adspark autoencoder). Prints:
+- cold start: a fresh Python process importing the scoring runtime, building the
+  onnxruntime session from the artifact bytes and scoring its first 10k-row batch;
+- peak RSS of the Python worker processes during a real `adspark score` run
+  (VmHWM from /proc, polled), and of a standalone process scoring all 2M rows;
+- scoring-stage time for N and 4N rows in one warm Spark session (linearity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+COLD_START = """
+import time; t0 = time.perf_counter()
+import glob, pyarrow.parquet as pq
+from adspark.artifact import load_artifact
+from adspark.runtime import build_scorer
+art = load_artifact({model!r})
+scorer = build_scorer(art.manifest, art.files)
+t = pq.read_table(sorted(glob.glob({data!r} + "/*.parquet"))[0]).slice(0, 10000)
+cols = [t.column(c["name"]) for c in art.input_schema]
+t1 = time.perf_counter(); scorer.score_arrays(cols); t2 = time.perf_counter()
+print(f"{{t2 - t0:.3f}} {{t1 - t0:.3f}} {{t2 - t1:.4f}}")
+"""
+
+ALL_ROWS = """
+import glob, resource, pyarrow.parquet as pq
+from adspark.artifact import load_artifact
+from adspark.runtime import build_scorer
+art = load_artifact({model!r})
+scorer = build_scorer(art.manifest, art.files)
+for path in sorted(glob.glob({data!r} + "/*.parquet")):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=10000):
+        scorer.score_arrays([batch.column(c["name"]) for c in art.input_schema])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _python(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def cold_start(model: str, data: str, repeats: int = 5) -> None:
+    runs = [tuple(map(float, _python(COLD_START.format(model=model, data=data)).split())) for _ in range(repeats)]
+    runs.sort()
+    total, setup, first = runs[len(runs) // 2]
+    print(f"cold start (median of {repeats}): first batch scored {total:.2f} s after process start "
+          f"(imports + session {setup:.2f} s, the 10k-row batch itself {first * 1000:.1f} ms)")
+
+
+def _worker_hwm_mb() -> float:
+    peak = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"pyspark.daemon" not in cmd and b"pyspark.worker" not in cmd:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return peak
+
+
+def worker_memory(workdir: Path, model: str, data: str) -> None:
+    standalone = float(_python(ALL_ROWS.format(model=model, data=data)))
+    print(f"peak RSS, one process scoring all 2M rows in 10k batches: {standalone:.0f} MB")
+    config = workdir / "adspark.yaml"
+    peak = [0.0]
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _worker_hwm_mb())
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    cmd = [str(Path(sys.executable).parent / "adspark"), "-q", "score", "--config", str(config),
+           "--model-dir", model, "--input", data, "--output", str(workdir / "out" / "worker_profile")]
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    done.set()
+    thread.join()
+    print(f"peak RSS of a Spark Python worker during `adspark score` (2M rows, local[2]): {peak[0]:.0f} MB")
+
+
+def linearity(workdir: Path, model: str, data: str) -> None:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from adspark import pipeline
+    from adspark.artifact import load_artifact
+    from adspark.config import parse_config
+    from adspark.session import get_spark
+
+    cfg = parse_config({"columns": {"id": ["txn_id"]}, "model_dir": model, "spark": {"spark.master": "local[2]"}})
+    spark = get_spark(cfg)
+    quarter = str(workdir / "data-quarter")
+    if not Path(quarter).exists():
+        spark.read.parquet(data).where("txn_id % 4 = 0").write.parquet(quarter)
+    art = load_artifact(model)
+    out = cfg.output.model_copy(update={"path": str(workdir / "out" / "lin")})
+    times: dict[str, list[float]] = {"N/4": [], "N": []}
+    for _ in range(3):
+        for label, path in (("N/4", quarter), ("N", data)):
+            job = cfg.model_copy(update={"input": cfg.input.model_copy(update={"path": path}), "output": out})
+            start = time.perf_counter()
+            pipeline.score(spark, job, art)
+            times[label].append(time.perf_counter() - start)
+    small, big = sorted(times["N/4"])[1], sorted(times["N"])[1]
+    print(f"scoring stage, warm session (median of 3): 500k rows {small:.1f} s, 2M rows {big:.1f} s, "
+          f"ratio {big / small:.2f} (linear = 4.0)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default="/tmp/adspark-bench")
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    model, data = str(workdir / f"model-{args.rows}"), str(workdir / f"data-{args.rows}")
+    if not Path(model).exists():
+        sys.exit(f"run bench/score_vs_copy.py --workdir {workdir} first (no model at {model})")
+    cold_start(model, data)
+    worker_memory(workdir, model, data)
+    linearity(workdir, model, data)
+
+
+if __name__ == "__main__":
+    main()
