@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from adspark.config import OutputConfig
 from adspark.errors import OutputError
 from adspark.io import HadoopPath
-from adspark.schema import FLAG_COL, SCORE_COL
+from adspark.schema import FLAG_COL, SCORE_COL, not_finite
 
 log = logging.getLogger("adspark.publish")
 RUN_MANIFEST = "_adspark_run.json"
@@ -71,10 +71,9 @@ class OutputStats:
 
 
 def _score_exprs() -> list[Column]:
-    finite = F.col(SCORE_COL).isNotNull() & ~F.isnan(SCORE_COL) & (F.abs(SCORE_COL) != F.lit(float("inf")))
     return [
         F.coalesce(F.sum(F.col(FLAG_COL).cast("long")), F.lit(0)).alias("flagged"),
-        F.coalesce(F.sum((~finite).cast("long")), F.lit(0)).alias("non_finite"),
+        F.coalesce(F.sum(not_finite(F.col(SCORE_COL)).cast("long")), F.lit(0)).alias("non_finite"),
         F.percentile_approx(SCORE_COL, list(QUANTILES), 10000).alias("q"),
     ]
 

@@ -55,7 +55,34 @@ class Scorer:
         return self.score_features(self.preprocessor.transform(arrays))
 
 
-class AutoencoderScorer(Scorer):
+class ReconstructionScorer(Scorer):
+    """Shared by the families that reconstruct their input: the network input and the error.
+
+    Features constant over the training sample (an unseen-category or a
+    missing-indicator bucket that never fired) carry no information for the
+    network: it sees them at their training value, so any deviation is scored in
+    full by the error term instead of half-reconstructed.
+    """
+
+    def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+        super().__init__(manifest, files)
+        spec = manifest["model"]
+        self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
+        self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
+        self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
+        self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
+
+    def network_input(self, features: np.ndarray) -> np.ndarray:
+        x = self.preprocessor.network_input(features)
+        x[:, self.frozen] = self.frozen_values
+        return x
+
+    def reconstruction_error(self, features: np.ndarray, recon: np.ndarray) -> np.ndarray:
+        """Per row: column-weighted squared error, each feature scaled by its training error."""
+        return np.sum(np.square((features - recon) / self.error_scale) * self.weights, axis=1)
+
+
+class AutoencoderScorer(ReconstructionScorer):
     """Weighted mean squared reconstruction error, each feature scaled by its training error.
 
     Weights give each input column an equal share (see Preprocessor.feature_weights_).
@@ -71,26 +98,17 @@ class AutoencoderScorer(Scorer):
         spec = manifest["model"]
         self.sessions = [_session(files[name], name) for name in spec["onnx_files"]]
         self.input_names = [s.get_inputs()[0].name for s in self.sessions]
-        self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
-        self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
-        self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
-        self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
-        x = self.preprocessor.network_input(features)
-        # Features constant over the training sample (an unseen-category or a
-        # missing-indicator bucket that never fired) carry no information for
-        # the network: it sees them at their training value, so any deviation
-        # is scored in full by the error term instead of half-reconstructed.
-        x[:, self.frozen] = self.frozen_values
+        x = self.network_input(features)
         total = np.zeros(len(features), dtype=np.float64)
         for session, name in zip(self.sessions, self.input_names, strict=True):
             recon = session.run(None, {name: x})[0].astype(np.float64)
-            total += np.sum(np.square((features - recon) / self.error_scale) * self.weights, axis=1)
+            total += self.reconstruction_error(features, recon)
         return total / len(self.sessions)
 
 
-class GanScorer(Scorer):
+class GanScorer(ReconstructionScorer):
     """Encoder-generator-discriminator (ALAD/GANomaly style) scored in one forward pass.
 
     The ONNX graph (Dense layers and elementwise activations only) maps the
@@ -112,10 +130,6 @@ class GanScorer(Scorer):
         name = spec["onnx_files"][0]
         self.session = _session(files[name], name)
         self.input_name = self.session.get_inputs()[0].name
-        self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
-        self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
-        self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
-        self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
         self.fm_scale = np.asarray(spec["fm_scale"], dtype=np.float64)
         self.fm_weights = np.full(len(self.fm_scale), 1.0 / max(len(self.fm_scale), 1))
         norm = spec["normalisation"]
@@ -125,12 +139,10 @@ class GanScorer(Scorer):
 
     def components(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw (reconstruction, feature-matching) errors per row, before normalisation."""
-        x = self.preprocessor.network_input(features)
-        x[:, self.frozen] = self.frozen_values  # inputs constant in training, as in AutoencoderScorer
-        out = self.session.run(None, {self.input_name: x})[0].astype(np.float64)
+        out = self.session.run(None, {self.input_name: self.network_input(features)})[0].astype(np.float64)
         d, k = features.shape[1], len(self.fm_scale)
         recon, fx, fx_hat = out[:, :d], out[:, d : d + k], out[:, d + k :]
-        rec = np.sum(np.square((features - recon) / self.error_scale) * self.weights, axis=1)
+        rec = self.reconstruction_error(features, recon)
         fm = np.sum(np.square((fx - fx_hat) / self.fm_scale) * self.fm_weights, axis=1)
         return rec, fm
 

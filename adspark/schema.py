@@ -45,6 +45,17 @@ def _require_present(names: list[str], role: str, fields: dict[str, T.DataType])
             raise SchemaError(f"column {name!r} ({role}) is not in the input table; available columns: {avail}")
 
 
+def _reject_reserved(fields: dict[str, T.DataType]) -> None:
+    for reserved in (SCORE_COL, FLAG_COL):
+        if reserved in fields:
+            raise SchemaError(f"column {reserved!r} is already in the input table; adspark writes that column itself")
+
+
+def not_finite(col: Column) -> Column:
+    """Null, NaN or +-inf (a double column's missing values, and a score's failures)."""
+    return col.isNull() | F.isnan(col) | (F.abs(col) == F.lit(float("inf")))
+
+
 def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
     """Assign roles from the config; default numeric features = every numeric column not otherwise named."""
     fields = {f.name: f.dataType for f in schema.fields}
@@ -53,9 +64,7 @@ def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
     _require_present(c.exclude, "columns.exclude", fields)
     _require_present(c.categorical, "columns.categorical", fields)
     _require_present(cfg.output.partition_by, "output.partition_by", fields)
-    for reserved in (SCORE_COL, FLAG_COL):
-        if reserved in fields:
-            raise SchemaError(f"column {reserved!r} is already in the input table; adspark writes that column itself")
+    _reject_reserved(fields)
     if c.numeric is None:
         taken = set(c.id) | set(c.exclude) | set(c.categorical)
         numeric = [n for n, t in fields.items() if n not in taken and isinstance(t, NUMERIC_OR_BOOL)]
@@ -99,9 +108,7 @@ def check_against_artifact(expected: list[dict[str, str]], schema: T.StructType,
                 f"column {name!r} has type {_type_name(fields[name])} but the model in {model_dir} was trained "
                 f"on it as a {role} feature of type {col['type']}"
             )
-    for reserved in (SCORE_COL, FLAG_COL):
-        if reserved in fields:
-            raise SchemaError(f"column {reserved!r} is already in the input table; adspark writes that column itself")
+    _reject_reserved(fields)
 
 
 def feature_columns(numeric: list[str], categorical: list[str]) -> list[Column]:
@@ -132,8 +139,7 @@ def check_no_missing(df: DataFrame, numeric: list[str]) -> None:
         return
     exprs = []
     for name in numeric:
-        x = F.col(_quote(name)).cast("double")
-        bad = x.isNull() | F.isnan(x) | (F.abs(x) == F.lit(float("inf")))
+        bad = not_finite(F.col(_quote(name)).cast("double"))
         exprs.append(F.sum(bad.cast("long")).alias(name))
     row = df.agg(*exprs).first()
     if row is None:
