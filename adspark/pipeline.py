@@ -96,8 +96,7 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     ids = list(cfg.columns.id)
     cols = output_columns(cfg, df, ids)
     observed, source = observe_input(df, ids)
-    scored = score_dataframe(spark, observed, artifact)
-    scored = scored.select(*[f"`{c}`" for c in cols], "anomaly_score", "is_anomaly")
+    scored = score_dataframe(spark, observed, artifact, keep=cols)
     run_info = {
         "run_id": report.run_id,
         "adspark_version": __version__,

@@ -1,34 +1,128 @@
-"""Spark side of scoring: one Arrow UDF over the feature columns only.
+"""Spark side of scoring: the model's features cross into Python, the scores come back.
 
-The artifact travels to executors as broadcast bytes. Only the model's feature
-columns (cast on the JVM side) cross into Python, packed in one struct column;
-all other columns stay in the JVM and are rejoined to the scores by Spark.
+The artifact travels to executors as broadcast bytes and every path scores with
+the worker's cached scorer from adspark.runtime, so scores are the same bit for
+bit whichever path ran. Two Spark operators are used:
+
+- `score_with_udf`: a scalar Arrow UDF over the feature columns only (cast on
+  the JVM side, packed in one struct); all other columns stay in the JVM and
+  Spark rejoins the scores to them. Used for full-width outputs.
+- `score_passing`: `DataFrame.mapInArrow` over the kept columns plus the cast
+  features; Python hands the kept columns back with the score appended, so the
+  JVM neither buffers the input rows nor rejoins a result. Used for narrowed
+  outputs (`output.columns`), where the kept columns are few.
+
+`score_dataframe` picks one.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+import pyarrow as pa
+from pyspark.broadcast import Broadcast
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from pyspark.sql.pandas.functions import ArrowUDFType
 
 from adspark.artifact import Artifact
 from adspark.runtime import batch_scorer
 from adspark.schema import FLAG_COL, SCORE_COL, feature_columns
 
+ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+
+# Full-width outputs keep the Arrow UDF: passing every column through Python as
+# well was no faster in the benchmark (bench/README.md). Benchmarks flip this.
+MAP_IN_ARROW_FULL_WIDTH = False
+
 
 def _feature_names(artifact: Artifact, role: str) -> list[str]:
     return [c["name"] for c in artifact.input_schema if c["role"] == role]
 
 
-def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact) -> DataFrame:
-    """`df` with `anomaly_score` (double) and `is_anomaly` (boolean) appended; no row added or lost."""
-    payload = spark.sparkContext.broadcast((json.dumps(artifact.manifest), artifact.files))
+def _features(artifact: Artifact) -> list[Column]:
+    return feature_columns(_feature_names(artifact, "numeric"), _feature_names(artifact, "categorical"))
+
+
+def _broadcast(spark: SparkSession, artifact: Artifact) -> Broadcast[tuple[str, dict[str, bytes]]]:
+    return spark.sparkContext.broadcast((json.dumps(artifact.manifest), artifact.files))
+
+
+def _col(name: str) -> Column:
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _flagged(scored: DataFrame, artifact: Artifact) -> DataFrame:
+    return scored.withColumn(FLAG_COL, F.col(SCORE_COL) > F.lit(artifact.threshold))
+
+
+def score_with_udf(spark: SparkSession, df: DataFrame, artifact: Artifact) -> DataFrame:
+    """`df` with `anomaly_score` (double) and `is_anomaly` (boolean) appended, through the Arrow UDF."""
+    payload = _broadcast(spark, artifact)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # prefers type hints; the closure has none at runtime
         udf = F.arrow_udf(batch_scorer(artifact.digest, payload), "double", ArrowUDFType.SCALAR_ITER)
-    features = feature_columns(_feature_names(artifact, "numeric"), _feature_names(artifact, "categorical"))
-    scored = df.withColumn(SCORE_COL, udf(F.struct(*features)))
-    return scored.withColumn(FLAG_COL, F.col(SCORE_COL) > F.lit(artifact.threshold))
+    return _flagged(df.withColumn(SCORE_COL, udf(F.struct(*_features(artifact)))), artifact)
+
+
+def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
+    """The body of the mapInArrow scorer: [kept columns | features] in, [kept columns | score] out.
+
+    A closure built here, not a module-level function: cloudpickle ships it by
+    value with only the names it uses, so an executor imports adspark.runtime
+    (numpy, pyarrow, onnxruntime) but never this module (pyspark.sql, pydantic).
+    """
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from adspark.runtime import cached_scorer, inject_fault, unpack_payload
+
+        scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
+        for i, batch in enumerate(batches):
+            scores = pa.array(scorer.score_arrays(batch.columns[keep:]), type=pa.float64())
+            yield pa.RecordBatch.from_arrays([*batch.columns[:keep], scores], names=names)
+            if i == 0:
+                inject_fault()
+
+    return score
+
+
+def score_passing(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str]) -> DataFrame:
+    """`keep` columns of `df` (unchanged), then `anomaly_score` and `is_anomaly`, through mapInArrow."""
+    fields = {f.name: f for f in df.schema.fields}
+    features = [c.alias(f"_adspark_feature_{i}") for i, c in enumerate(_features(artifact))]
+    out = T.StructType([fields[c] for c in keep] + [T.StructField(SCORE_COL, T.DoubleType(), True)])
+    body = map_scorer(artifact.digest, _broadcast(spark, artifact), len(keep), out.names)
+    scored = df.select(*[_col(c) for c in keep], *features).mapInArrow(body, out)
+    return _flagged(scored, artifact)
+
+
+def arrow_safe(fields: list[T.StructField]) -> bool:
+    """Whether Spark can hand these columns to Python as Arrow (intervals, variants... cannot)."""
+    from pyspark.sql.pandas.types import to_arrow_type
+
+    try:
+        for field in fields:
+            to_arrow_type(field.dataType)
+    except Exception:  # pyspark raises several error types for unsupported ones
+        return False
+    return True
+
+
+def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str] | None = None) -> DataFrame:
+    """`keep` columns of `df` (default: all), then `anomaly_score` and `is_anomaly`; no row added or lost.
+
+    Narrowed outputs go through mapInArrow (only the kept columns and the features
+    cross the boundary); full-width ones through the Arrow UDF, which leaves the
+    other columns in the JVM.
+    """
+    if keep is None:
+        return score_with_udf(spark, df, artifact)
+    fields = {f.name: f for f in df.schema.fields}
+    narrow = len(keep) < len(df.columns) or MAP_IN_ARROW_FULL_WIDTH
+    if narrow and arrow_safe([fields[c] for c in keep]):
+        return score_passing(spark, df, artifact, keep)
+    return score_with_udf(spark, df, artifact).select(*[_col(c) for c in keep], SCORE_COL, FLAG_COL)

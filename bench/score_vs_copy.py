@@ -1,7 +1,8 @@
 """Wall time of `adspark score` against a plain Spark Parquet copy and the textbook Keras pandas UDF.
 
     python bench/score_vs_copy.py [--rows 2000000] [--repeats 3] [--workdir /tmp/adspark-bench]
-                                  [--variants noop,copy,score,scores_only,identity,textbook] [--conf k=v ...]
+                                  [--variants noop,copy,score,scores_only,identity,textbook[,score_mapinarrow]]
+                                  [--conf k=v ...]
                                   [--quiet-wait 15] [--append] [--report-only] [--retrain]
 
 Prepares once (cached in the workdir): a Parquet table of `rows` x 30 float64
@@ -12,7 +13,9 @@ process, round-robin, `repeats` times, on local[2] with identical Spark settings
 - noop:        start Python + JVM + SparkSession, stop (start-up overhead alone)
 - copy:        spark.read.parquet(in).write.parquet(out)
 - score:       adspark score (every input column + anomaly_score + is_anomaly)
-- scores_only: adspark score with output.columns [txn_id]
+- scores_only: adspark score with output.columns [txn_id] (DataFrame.mapInArrow: ids + features in, ids + score out)
+- score_mapinarrow (not run by default): `score` with every column passed through mapInArrow instead of
+               the Arrow UDF + JVM rejoin (bench/_adspark_job.py --map-in-arrow-full-width)
 - identity:    Arrow UDF returning its input's first field over the same 30-column struct
                (the JVM<->Python transfer floor), all columns written
 - textbook:    pandas UDF with keras.models.load_model + model.predict per Arrow batch
@@ -49,7 +52,8 @@ N_FEATURES = 30
 N_HEAVY = 6  # the last N_HEAVY features are log-normal (heavy-tailed), like amounts
 ANOMALY_RATE = 0.005
 DATA_VERSION = 1
-VARIANTS = ("noop", "copy", "score", "scores_only", "identity", "textbook")
+DEFAULT_VARIANTS = ("noop", "copy", "score", "scores_only", "identity", "textbook")
+VARIANTS = (*DEFAULT_VARIANTS, "score_mapinarrow")
 TARGETS = {
     "score/copy": ("<=", 1.5, 1.3),
     "textbook/score": (">=", 4.0, 6.0),
@@ -343,8 +347,8 @@ def commands(paths: Paths, conf: list[str]) -> dict[str, list[str]]:
     py, data = sys.executable, str(paths.data)
     confs = [a for kv in conf for a in ("--conf", kv)]
 
-    def adspark(config: str, variant: str) -> list[str]:
-        return [py, "-m", "adspark.cli", "score", "--config", str(paths.config(config)), "--model-dir",
+    def adspark(config: str, variant: str, entry: tuple[str, ...] = ("-m", "adspark.cli")) -> list[str]:
+        return [py, *entry, "score", "--config", str(paths.config(config)), "--model-dir",
                 str(paths.model), "--input", data, "--output", str(paths.output(variant))]
 
     return {
@@ -353,6 +357,8 @@ def commands(paths: Paths, conf: list[str]) -> dict[str, list[str]]:
                  *confs],
         "score": adspark("adspark", "score"),
         "scores_only": adspark("adspark_scores_only", "scores_only"),
+        "score_mapinarrow": adspark("adspark", "score_mapinarrow",
+                                    (str(BENCH / "_adspark_job.py"), "--map-in-arrow-full-width")),
         "identity": [py, str(BENCH / "_identity_job.py"), "--input", data, "--output", str(paths.output("identity")),
                      *confs],
         "textbook": [py, str(BENCH / "_textbook_job.py"), "score", "--input", data, "--model", str(paths.keras),
@@ -431,7 +437,8 @@ def _meets(value: float, op: str, bound: float) -> bool:
 def ratios(s: dict[str, Summary]) -> dict[str, dict[str, Any]]:
     pairs = {"score/copy": ("score", "copy"), "textbook/score": ("textbook", "score"),
              "scores_only/copy": ("scores_only", "copy"), "identity/copy": ("identity", "copy"),
-             "score/identity": ("score", "identity")}
+             "score/identity": ("score", "identity"), "score_mapinarrow/score": ("score_mapinarrow", "score"),
+             "score_mapinarrow/copy": ("score_mapinarrow", "copy")}
     startup = s["noop"].median_s if "noop" in s else 0.0
     out: dict[str, dict[str, Any]] = {}
     for name, (a, b) in pairs.items():
@@ -506,7 +513,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--sample-rows", type=int, default=50_000, help="training sample (both models)")
     p.add_argument("--epochs", type=int, default=5, help="training epochs (both models)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help=f"comma-separated subset of {','.join(VARIANTS)}")
     p.add_argument("--retrain", action="store_true", help="retrain both models even if cached")
     p.add_argument("--append", action="store_true",
                    help="add this session's runs to those already in <workdir>/results.json (same --rows)")

@@ -1,11 +1,14 @@
 """A real Spark standalone cluster on 127.0.0.1: a master and two workers from the installed pyspark.
 
 Executors run a Python environment with numpy, pandas, pyarrow and onnxruntime only (no TensorFlow,
-no adspark): the job ships its own code and the model travels as broadcast bytes.
+no adspark): the job ships its own code and the model travels as broadcast bytes. `jobs/nightly_sweep.py`
+trains on the driver and scores on the executors; its scores must equal local mode's for the artifact it
+wrote, and a scores-only `jobs/score_only.py` run (the mapInArrow path) must agree with it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -13,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,9 +101,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 proc.kill()
 
 
-def test_nightly_sweep_on_a_standalone_cluster(cluster, executor_python, trained, dataset, tmp_path: Path) -> None:
-    cfg = job_dict(tmp_path, dataset[1], model_dir=trained["cfg"].model_dir)
-    cfg_path = tmp_path / "job.yaml"
+def _submit(cluster: str, executor_python: str, job: str, cfg: dict[str, object], cwd: Path) -> str:
+    """spark-submit `job` with `cfg` to the cluster; returns the driver's output (asserts success)."""
+    cfg_path = cwd / f"{job}.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     env.pop("PYSPARK_PYTHON", None)  # the executors' Python comes from spark.pyspark.python
@@ -110,16 +114,54 @@ def test_nightly_sweep_on_a_standalone_cluster(cluster, executor_python, trained
         "--conf", f"spark.pyspark.driver.python={sys.executable}",
         "--conf", "spark.executor.memory=1g", "--conf", "spark.cores.max=2",
         "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.host=127.0.0.1",
-        str(REPO / "jobs" / "score_only.py"), "--config", str(cfg_path),
+        str(REPO / "jobs" / f"{job}.py"), "--config", str(cfg_path),
     ]
-    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert "shipped adspark code to executors" in proc.stdout + proc.stderr
-    out = pd.read_parquet(cfg["output"]["path"]).sort_values("txn_id").reset_index(drop=True)  # type: ignore[index]
-    df = dataset[0]
+    return proc.stdout + proc.stderr
+
+
+def _read(path: object) -> pd.DataFrame:
+    return pd.read_parquet(str(path)).sort_values("txn_id").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def sweep(cluster, executor_python, dataset, tmp_path_factory) -> dict[str, Any]:
+    """`adspark run` on the cluster: trained on the driver, scored by the executors."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    cfg = job_dict(tmp, dataset[1])
+    log = _submit(cluster, executor_python, "nightly_sweep", cfg, tmp)
+    return {"cfg": cfg, "tmp": tmp, "log": log, "out": _read(cfg["output"]["path"])}  # type: ignore[index]
+
+
+def test_nightly_sweep_on_a_standalone_cluster(sweep, spark, dataset) -> None:
+    from adspark import pipeline
+    from adspark.artifact import load_artifact
+    from adspark.config import parse_config
+
+    assert "shipped adspark code to executors" in sweep["log"]
+    out, df = sweep["out"], dataset[0]
     assert out["txn_id"].tolist() == df["txn_id"].tolist()  # every row exactly once
-    local = pd.read_parquet(trained["cfg"].output.path) if Path(trained["cfg"].output.path).exists() else None
-    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), driver_scores(trained["artifact"], df))
-    if local is not None:
-        local = local.sort_values("txn_id")
-        np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), local["anomaly_score"].to_numpy())
+    pd.testing.assert_frame_equal(out[list(df.columns)], df, check_dtype=False)  # inputs unchanged
+    model_dir = sweep["cfg"]["model_dir"]
+    run = json.loads((Path(sweep["cfg"]["output"]["path"]) / "_adspark_run.json").read_text())
+    assert run["input_rows"] == run["output_rows"] == len(df)
+    local_cfg = parse_config(job_dict(sweep["tmp"], dataset[1], model_dir=model_dir,
+                                      output={"path": str(sweep["tmp"] / "local")}))
+    pipeline.score(spark, local_cfg)  # the cluster's artifact, scored in local mode
+    local = _read(local_cfg.output.path)
+    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), local["anomaly_score"].to_numpy())
+    np.testing.assert_array_equal(out["is_anomaly"].to_numpy(), local["is_anomaly"].to_numpy())
+    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), driver_scores(load_artifact(model_dir), df))
+
+
+def test_scores_only_output_on_a_standalone_cluster(sweep, cluster, executor_python, dataset) -> None:
+    """The mapInArrow path (output.columns) on the bare executors, with the sweep's model."""
+    tmp = sweep["tmp"]
+    cfg = job_dict(tmp, dataset[1], model_dir=sweep["cfg"]["model_dir"],
+                   output={"path": str(tmp / "scores"), "columns": ["txn_id"]})
+    _submit(cluster, executor_python, "score_only", cfg, tmp)
+    out, full = _read(tmp / "scores"), sweep["out"]
+    assert list(out.columns) == ["txn_id", "anomaly_score", "is_anomaly"]
+    assert out["txn_id"].tolist() == dataset[0]["txn_id"].tolist()
+    pd.testing.assert_frame_equal(out, full[list(out.columns)])

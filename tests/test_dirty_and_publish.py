@@ -165,3 +165,39 @@ def test_fingerprint_catches_a_row_swapped_for_a_duplicate(spark) -> None:
     with pytest.raises(OutputError, match="2 rows have a non-finite"):
         _verify(OutputStats(good, 1, 2, {}), good)
     assert fingerprint(ids, []) == Fingerprint(100, None)
+
+
+def test_scores_only_output_carries_the_partition_columns(spark, trained, tmp_path: Path) -> None:
+    """`merchant` is both a feature and the partition column: carried unchanged next to its cast copy."""
+    table = make_table(500, seed=23)
+    cfg = parse_config(job_dict(tmp_path, write_parquet(table, tmp_path / "in"), model_dir=trained["cfg"].model_dir,
+                                output={"path": str(tmp_path / "out"), "columns": ["txn_id"],
+                                        "partition_by": ["merchant"]}))
+    report = pipeline.score(spark, cfg)
+    out = pd.read_parquet(cfg.output.path).sort_values("txn_id").reset_index(drop=True)
+    assert report.output_rows == len(out) == len(table)
+    assert sorted(out.columns) == ["anomaly_score", "is_anomaly", "merchant", "txn_id"]
+    assert out["merchant"].astype(str).tolist() == table["merchant"].tolist()
+    full = pipeline.score(spark, cfg.model_copy(update={"output": cfg.output.model_copy(
+        update={"path": str(tmp_path / "full"), "columns": None, "partition_by": []})}))
+    assert full.output_rows == len(table)
+    expected = pd.read_parquet(tmp_path / "full").sort_values("txn_id").reset_index(drop=True)
+    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), expected["anomaly_score"].to_numpy())
+
+
+def test_fault_in_the_scores_only_path_keeps_previous_output(spark, trained, dataset, tmp_path: Path) -> None:
+    from adspark.runtime import FAULT_ENV
+
+    cfg = parse_config(job_dict(tmp_path, dataset[1], model_dir=trained["cfg"].model_dir,
+                                output={"path": str(tmp_path / "out"), "columns": ["txn_id"]}))
+    pipeline.score(spark, cfg)
+    before = snapshot(Path(cfg.output.path))
+    env = spark.sparkContext.environment  # Python workers started from now on see it
+    env[FAULT_ENV] = "always"
+    try:
+        with pytest.raises(Exception, match="injected fault"):
+            pipeline.score(spark, cfg)
+    finally:
+        del env[FAULT_ENV]
+    assert snapshot(Path(cfg.output.path)) == before
+    assert [p.name for p in tmp_path.iterdir() if "adspark-" in p.name] == []

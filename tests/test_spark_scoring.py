@@ -1,5 +1,6 @@
 """Scoring on Spark: rows conserved, schema, determinism, and errors before any write."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from adspark.config import parse_config
 from adspark.errors import ArtifactError, SchemaError
 from adspark.sampling import training_sample
 from adspark.schema import resolve_roles
-from adspark.scoring import score_dataframe
+from adspark.scoring import score_dataframe, score_passing, score_with_udf
 from tests.conftest import N_OUTLIERS, driver_scores, job_dict, make_table, snapshot, write_parquet
 
 
@@ -45,8 +46,6 @@ def test_output_schema_and_flags(spark, scored, trained) -> None:
 
 
 def test_run_manifest_is_written(scored, trained) -> None:
-    import json
-
     _, out = scored
     m = json.loads((Path(trained["cfg"].output.path) / "_adspark_run.json").read_text())
     assert m["input_rows"] == m["output_rows"] == len(out)
@@ -172,3 +171,52 @@ def test_rerun_replaces_never_duplicates(spark, trained, dataset, tmp_path: Path
     np.testing.assert_array_equal(first["anomaly_score"].to_numpy(), second["anomaly_score"].to_numpy())
     leftovers = [p.name for p in tmp_path.iterdir() if "adspark-" in p.name]
     assert leftovers == []
+
+
+def _ordered(pdf: pd.DataFrame) -> pd.DataFrame:
+    return pdf.sort_values("txn_id").reset_index(drop=True)
+
+
+def test_map_in_arrow_scores_equal_the_arrow_udf_bit_for_bit(spark, trained, dataset) -> None:
+    df = spark.read.parquet(dataset[1])
+    art = trained["artifact"]
+    udf = _ordered(score_with_udf(spark, df, art).select("txn_id", "anomaly_score", "is_anomaly").toPandas())
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    try:
+        for batch, parts in [(10000, 2), (7, 5)]:
+            spark.conf.set(key, str(batch))
+            mapped = _ordered(score_passing(spark, df.repartition(parts), art, ["txn_id"]).toPandas())
+            assert list(mapped.columns) == ["txn_id", "anomaly_score", "is_anomaly"]
+            assert len(mapped) == len(dataset[0])
+            pd.testing.assert_frame_equal(mapped, udf)  # bit for bit: exact float comparison
+    finally:
+        spark.conf.unset(key)
+
+
+def test_narrowed_output_uses_map_in_arrow_full_width_the_udf(spark, trained, dataset) -> None:
+    df = spark.read.parquet(dataset[1])
+    art = trained["artifact"]
+
+    def plan(keep: list[str] | None) -> str:
+        return score_dataframe(spark, df, art, keep=keep)._jdf.queryExecution().executedPlan().toString()
+
+    assert "MapInArrow" in plan(["txn_id"]) and "ArrowEvalPython" not in plan(["txn_id"])
+    assert "ArrowEvalPython" in plan(df.columns) and "MapInArrow" not in plan(df.columns)
+    assert "ArrowEvalPython" in plan(None)
+
+
+def test_scores_only_output(spark, scored, trained, dataset, tmp_path: Path) -> None:
+    cfg = parse_config(job_dict(tmp_path, dataset[1], model_dir=trained["cfg"].model_dir,
+                                output={"path": str(tmp_path / "out"), "columns": ["txn_id"]}))
+    report = pipeline.score(spark, cfg)
+    written = spark.read.parquet(cfg.output.path)
+    assert [(f.name, f.dataType.simpleString()) for f in written.schema.fields] == [
+        ("txn_id", "bigint"), ("anomaly_score", "double"), ("is_anomaly", "boolean")]
+    out = _ordered(written.toPandas())
+    assert report.input_rows == report.output_rows == len(out) == len(dataset[0])
+    assert out["txn_id"].tolist() == dataset[0]["txn_id"].tolist()
+    full = scored[1]
+    pd.testing.assert_frame_equal(out, full[list(out.columns)])
+    m = json.loads((Path(cfg.output.path) / "_adspark_run.json").read_text())
+    assert m["input_rows"] == m["output_rows"] == len(out) and m["flagged"] == int(out["is_anomaly"].sum())
+    assert m["id_checksum"] == report.manifest["id_checksum"] is not None
