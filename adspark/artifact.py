@@ -22,11 +22,10 @@ from typing import Any
 
 from adspark import __version__
 from adspark.errors import ArtifactError
-from adspark.runtime import SCORERS
+from adspark.runtime import KNOWN_KINDS
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-KNOWN_KINDS = tuple(SCORERS)
 # Formats that can carry executable code; refused even if a manifest lists them.
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".h5", ".hdf5", ".keras", ".pb", ".npy", ".npz", ".py")
 _VERSIONED = ("adspark", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "pyarrow", "pyspark")

@@ -40,6 +40,9 @@ class ColumnsConfig(_Strict):
     numeric: list[str] | None = None
     categorical: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+    # Sequence models (model.kind: lstm): one ordered stream per entity, ordered by timestamp.
+    entity: list[str] = Field(default_factory=list)
+    timestamp: str | None = None
 
     @model_validator(mode="after")
     def _no_overlap(self) -> ColumnsConfig:
@@ -53,18 +56,28 @@ class ColumnsConfig(_Strict):
         for col in self.exclude:
             if seen.get(col) in ("numeric", "categorical"):
                 raise ValueError(f"column {col!r} is excluded but also listed in columns.{seen[col]}")
+        for role, cols in (("entity", self.entity), ("timestamp", [self.timestamp] if self.timestamp else [])):
+            for col in cols:
+                if seen.get(col) in ("numeric", "categorical"):
+                    raise ValueError(f"column {col!r} is columns.{role} and cannot also be in columns.{seen[col]}")
         return self
+
+    @property
+    def ordering(self) -> list[str]:
+        """Columns that place a row in its stream; never features."""
+        return self.entity + ([self.timestamp] if self.timestamp else [])
 
 
 class ModelConfig(_Strict):
     """The detector family and its network.
 
-    `hidden`, `activation` are shared by both families (for `gan`: the encoder,
-    mirrored by the generator). The GAN-only options below are ignored by the
-    autoencoder; see adspark/models/gan.py for what each one does.
+    `hidden`, `activation` are shared by all families (for `gan`: the encoder,
+    mirrored by the generator; for `lstm`: the stacked LSTM layer sizes). The
+    family-only options below are ignored by the others; see adspark/models/gan.py
+    and adspark/models/lstm.py for what each one does.
     """
 
-    kind: Literal["autoencoder", "gan"] = "autoencoder"
+    kind: Literal["autoencoder", "gan", "lstm"] = "autoencoder"
     hidden: list[int] | None = None
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
@@ -73,7 +86,13 @@ class ModelConfig(_Strict):
     disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
     score_alpha: float = Field(0.9, ge=0.0, le=1.0)  # weight of reconstruction vs feature matching
     adversarial_weight: float = Field(0.1, ge=0.0, le=100.0)  # of the adversarial + feature-matching loss
-    max_steps: int = Field(8000, ge=1)  # cap on GAN training steps, over all epochs
+    max_steps: int | None = Field(None, ge=1)  # cap on gan/lstm training steps over all epochs; None = per kind
+    # --- kind: lstm ------------------------------------------------------------
+    window: int = Field(32, ge=1, le=1024)  # events of history before each scored event
+
+    def step_cap(self) -> int:
+        """Training steps allowed over all epochs (gan and lstm stop early otherwise)."""
+        return self.max_steps or {"gan": 8000, "lstm": 3000}.get(self.kind, 8000)
 
     @field_validator("hidden", "disc_hidden")
     @classmethod
@@ -137,6 +156,12 @@ class JobConfig(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     model_dir: str | None = None
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sequence_columns(self) -> JobConfig:
+        if self.model.kind == "lstm" and not self.columns.timestamp:
+            raise ValueError("model.kind 'lstm' needs columns.timestamp (the column that orders each stream)")
+        return self
 
     def digest(self) -> str:
         """A stable hash of the effective config, recorded in run manifests."""

@@ -78,6 +78,11 @@ class NumericSpec:
         return z, flag
 
 
+# Integer codes of a categorical value for sequence models (see CategoricalSpec.codes):
+# 0 pads a short history, then null, never-seen, seen-but-not-kept, and the known values.
+CODE_PAD, CODE_NULL, CODE_UNSEEN, CODE_OTHER, CODE_KNOWN = 0, 1, 2, 3, 4
+
+
 @dataclass
 class CategoricalSpec:
     name: str
@@ -104,14 +109,32 @@ class CategoricalSpec:
         counts = np.array([self.counts[v] for v in known] + [0], dtype=np.float64)
         return pa.array(known, type=pa.string()), onehot_col, counts
 
+    def _positions(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per value: its index among the known values (-1 if not known), found, is null."""
+        value_set = self._lookup[0]
+        idx = pc.index_in(arr, value_set=value_set).to_numpy(zero_copy_only=False)
+        is_null = arr.is_null().to_numpy(zero_copy_only=False)
+        found = ~np.isnan(idx.astype(np.float64)) if idx.dtype.kind == "f" else np.ones(len(arr), dtype=bool)
+        pos = np.where(found, np.nan_to_num(idx.astype(np.float64)), -1).astype(np.int64)
+        return pos, found, is_null
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Number of codes `codes` can return: padding, null, unseen, other, then each known value."""
+        return CODE_KNOWN + len(self.counts)
+
+    def codes(self, arr: pa.Array) -> np.ndarray:
+        """Integer codes for an embedding: CODE_NULL, CODE_UNSEEN, CODE_OTHER or CODE_KNOWN + rank."""
+        pos, found, is_null = self._positions(arr)
+        missing_code = CODE_UNSEEN if self.complete else CODE_OTHER
+        out = np.where(found, CODE_KNOWN + pos, missing_code)
+        return np.where(is_null, CODE_NULL, out).astype(np.int32)
+
     def transform(self, arr: pa.Array) -> np.ndarray:
         n = len(arr)
         out = np.zeros((n, self.width), dtype=np.float64)
-        value_set, onehot_col, counts = self._lookup
-        idx = pc.index_in(arr, value_set=value_set).to_numpy(zero_copy_only=False)
-        is_null = arr.is_null().to_numpy(zero_copy_only=False)
-        found = ~np.isnan(idx.astype(np.float64)) if idx.dtype.kind == "f" else np.ones(n, dtype=bool)
-        pos = np.where(found, np.nan_to_num(idx.astype(np.float64)), -1).astype(np.int64)
+        _, onehot_col, counts = self._lookup
+        pos, found, is_null = self._positions(arr)
         k = len(self.onehot)
         col = np.where(found, onehot_col[pos], k + 1 if self.complete else k)
         col = np.where(is_null, k + 2, col)
@@ -206,18 +229,37 @@ class Preprocessor:
     def transform(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> np.ndarray:
         """Map arrays (in `columns` order) to the unclipped feature matrix."""
         numeric, categorical = self._check()
-        blocks: list[np.ndarray] = []
-        flags: list[np.ndarray] = []
-        for spec, arr in zip(numeric, arrays[: len(numeric)], strict=True):
-            z, flag = spec.transform(_as_float(arr), self.on_missing)
-            blocks.append(z[:, None])
-            if flag is not None:
-                flags.append(flag[:, None])
-        blocks += flags
+        blocks = self._numeric_blocks(arrays[: len(numeric)])
         for cspec, carr in zip(categorical, arrays[len(numeric) :], strict=True):
             blocks.append(cspec.transform(_combine(carr)))
         n = len(arrays[0]) if arrays else 0
         return np.hstack(blocks) if blocks else np.zeros((n, 0))
+
+    def _numeric_blocks(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> list[np.ndarray]:
+        """Each numeric column's z, then the missing indicators, as column vectors."""
+        numeric, _ = self._check()
+        blocks: list[np.ndarray] = []
+        flags: list[np.ndarray] = []
+        for spec, arr in zip(numeric, arrays, strict=True):
+            z, flag = spec.transform(_as_float(arr), self.on_missing)
+            blocks.append(z[:, None])
+            if flag is not None:
+                flags.append(flag[:, None])
+        return blocks + flags
+
+    @property
+    def numeric_width(self) -> int:
+        numeric, _ = self._check()
+        return len(numeric) + sum(s.indicator for s in numeric)
+
+    def numeric_and_codes(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray]:
+        """For sequence models: the numeric block (as `transform`) and one code column per categorical."""
+        numeric, categorical = self._check()
+        n = len(arrays[0]) if arrays else 0
+        blocks = self._numeric_blocks(arrays[: len(numeric)])
+        num = np.hstack(blocks) if blocks else np.zeros((n, 0))
+        codes = [s.codes(_combine(a)) for s, a in zip(categorical, arrays[len(numeric) :], strict=True)]
+        return num, np.stack(codes, axis=1) if codes else np.zeros((n, 0), dtype=np.int32)
 
     def network_input(self, features: np.ndarray) -> np.ndarray:
         """What the network sees: features clipped, so one extreme value cannot saturate it."""

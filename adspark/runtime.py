@@ -154,13 +154,23 @@ class GanScorer(ReconstructionScorer):
 
 
 SCORERS: dict[str, type[Scorer]] = {"autoencoder": AutoencoderScorer, "gan": GanScorer}
+# The sequence scorer lives in its own module, which builds on this one.
+KNOWN_KINDS = (*SCORERS, "lstm")
+
+
+def scorer_class(kind: str) -> type[Scorer]:
+    if kind == "lstm":
+        from adspark.sequence_runtime import LstmScorer
+
+        return LstmScorer
+    return SCORERS[kind]
 
 
 def build_scorer(manifest: dict[str, Any], files: dict[str, bytes]) -> Scorer:
     kind = manifest.get("kind")
-    if kind not in SCORERS:
-        raise ArtifactError(f"manifest.json: unknown model kind {kind!r} (known: {sorted(SCORERS)})")
-    return SCORERS[kind](manifest, files)
+    if not isinstance(kind, str) or kind not in KNOWN_KINDS:
+        raise ArtifactError(f"manifest.json: unknown model kind {kind!r} (known: {', '.join(KNOWN_KINDS)})")
+    return scorer_class(kind)(manifest, files)
 
 
 def cached_scorer(key: str, load: Callable[[], tuple[dict[str, Any], dict[str, bytes]]]) -> Scorer:

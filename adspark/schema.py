@@ -7,7 +7,7 @@ naming the column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -21,6 +21,9 @@ FLAG_COL = "is_anomaly"
 NUMERIC_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 NUMERIC_OR_BOOL = (*NUMERIC_TYPES, T.BooleanType)
 CATEGORICAL_TYPES = (T.StringType, T.BooleanType, T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.DateType)
+TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType, T.DateType, *NUMERIC_TYPES)
+# Entities are hashed and compared; maps can be neither.
+ENTITY_EXCLUDED_TYPES = (T.MapType,)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class Roles:
     ids: list[str]
     numeric: list[str]
     categorical: list[str]
+    entity: list[str] = field(default_factory=list)
+    timestamp: str | None = None
 
     @property
     def features(self) -> list[str]:
@@ -65,8 +70,9 @@ def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
     _require_present(c.categorical, "columns.categorical", fields)
     _require_present(cfg.output.partition_by, "output.partition_by", fields)
     _reject_reserved(fields)
+    _check_ordering(c.entity, c.timestamp, fields)
     if c.numeric is None:
-        taken = set(c.id) | set(c.exclude) | set(c.categorical)
+        taken = set(c.id) | set(c.exclude) | set(c.categorical) | set(c.ordering)
         numeric = [n for n, t in fields.items() if n not in taken and isinstance(t, NUMERIC_OR_BOOL)]
     else:
         _require_present(c.numeric, "columns.numeric", fields)
@@ -82,7 +88,21 @@ def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
             raise SchemaError(f"column {name!r} (columns.categorical) has unsupported type {_type_name(fields[name])}")
     if not numeric and not c.categorical:
         raise SchemaError("no feature columns: the table has no numeric columns left after columns.id/exclude")
-    return Roles(list(c.id), numeric, list(c.categorical))
+    return Roles(list(c.id), numeric, list(c.categorical), list(c.entity), c.timestamp)
+
+
+def _check_ordering(entity: list[str], timestamp: str | None, fields: dict[str, T.DataType]) -> None:
+    _require_present(entity, "columns.entity", fields)
+    for name in entity:
+        if isinstance(fields[name], ENTITY_EXCLUDED_TYPES):
+            raise SchemaError(f"column {name!r} (columns.entity) has type {_type_name(fields[name])}, which cannot "
+                              "identify a stream; use atomic columns")
+    if timestamp is None:
+        return
+    _require_present([timestamp], "columns.timestamp", fields)
+    if not isinstance(fields[timestamp], TIMESTAMP_TYPES):
+        raise SchemaError(f"column {timestamp!r} (columns.timestamp) has type {_type_name(fields[timestamp])}; it "
+                          "must be a timestamp, a date or a number")
 
 
 def input_schema_record(roles: Roles, schema: T.StructType) -> list[dict[str, str]]:
@@ -90,7 +110,10 @@ def input_schema_record(roles: Roles, schema: T.StructType) -> list[dict[str, st
     fields = {f.name: f.dataType for f in schema.fields}
     numeric = [{"name": n, "type": _type_name(fields[n]), "role": "numeric"} for n in roles.numeric]
     categorical = [{"name": n, "type": _type_name(fields[n]), "role": "categorical"} for n in roles.categorical]
-    return numeric + categorical
+    ordering = [{"name": n, "type": _type_name(fields[n]), "role": "entity"} for n in roles.entity]
+    if roles.timestamp:
+        ordering.append({"name": roles.timestamp, "type": _type_name(fields[roles.timestamp]), "role": "timestamp"})
+    return numeric + categorical + ordering
 
 
 def check_against_artifact(expected: list[dict[str, str]], schema: T.StructType, model_dir: str) -> None:
@@ -100,15 +123,23 @@ def check_against_artifact(expected: list[dict[str, str]], schema: T.StructType,
         name, role = col["name"], col["role"]
         if name not in fields:
             raise SchemaError(
-                f"column {name!r} ({role} feature of the model in {model_dir}) is not in the input table"
+                f"column {name!r} ({role} column of the model in {model_dir}) is not in the input table"
             )
-        ok = NUMERIC_OR_BOOL if role == "numeric" else CATEGORICAL_TYPES
-        if not isinstance(fields[name], ok):
+        ok = _ROLE_TYPES.get(role, CATEGORICAL_TYPES)
+        bad = isinstance(fields[name], ENTITY_EXCLUDED_TYPES) if role == "entity" else not isinstance(fields[name], ok)
+        if bad:
             raise SchemaError(
                 f"column {name!r} has type {_type_name(fields[name])} but the model in {model_dir} was trained "
-                f"on it as a {role} feature of type {col['type']}"
+                f"on it as a {role} column of type {col['type']}"
             )
     _reject_reserved(fields)
+
+
+_ROLE_TYPES: dict[str, tuple[type[T.DataType], ...]] = {
+    "numeric": NUMERIC_OR_BOOL,
+    "categorical": CATEGORICAL_TYPES,
+    "timestamp": TIMESTAMP_TYPES,
+}
 
 
 def feature_columns(numeric: list[str], categorical: list[str]) -> list[Column]:

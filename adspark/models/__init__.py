@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from adspark.config import JobConfig
     from adspark.models.base import Detector
 
-KINDS = ("autoencoder", "gan")
+KINDS = ("autoencoder", "gan", "lstm")
 
 
 def make_detector(cfg: JobConfig, numeric: list[str], categorical: list[str]) -> Detector:
@@ -20,4 +20,8 @@ def make_detector(cfg: JobConfig, numeric: list[str], categorical: list[str]) ->
         from adspark.models.gan import GanDetector
 
         return GanDetector(cfg, numeric, categorical)
+    if cfg.model.kind == "lstm":
+        from adspark.models.lstm import LstmDetector
+
+        return LstmDetector(cfg, numeric, categorical)
     raise ValueError(f"unknown model kind {cfg.model.kind!r}")

@@ -54,7 +54,12 @@ def build_autoencoder(n_features: int, hidden: list[int], activation: str, learn
 
 def export_onnx(model: Any, n_features: int) -> bytes:
     """The network as ONNX bytes, via Keras 3's own exporter (tf2onnx underneath)."""
-    model(np.zeros((2, n_features), dtype=np.float32))  # the exporter needs a built, called model
+    return export_onnx_inputs(model, [np.zeros((2, n_features), dtype=np.float32)])
+
+
+def export_onnx_inputs(model: Any, example: list[np.ndarray]) -> bytes:
+    """As export_onnx, for a model with several inputs (ONNX input names = the Keras Input names)."""
+    model(example if len(example) > 1 else example[0])  # the exporter needs a built, called model
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         model.export(str(path), format="onnx", verbose=False)

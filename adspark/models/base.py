@@ -53,23 +53,32 @@ class Detector:
         """Train on the feature matrix; return the manifest's `model` section and the ONNX files."""
         raise NotImplementedError
 
+    def _fit_table(self, table: pa.Table) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """Train on the (preprocessor-fitted) sample; row-wise families work on the feature matrix."""
+        return self._fit_network(self.preprocessor.transform(self._arrays(table)))
+
+    def _score_table(self, scorer: Scorer, table: pa.Table) -> np.ndarray:
+        return scorer.score_arrays(self._arrays(table))
+
+    def _arrays(self, table: pa.Table) -> list[pa.ChunkedArray]:
+        return [table.column(c) for c in self.preprocessor.columns]
+
     # --- the shared contract --------------------------------------------------
     def fit(self, table: pa.Table) -> Detector:
         if table.num_rows < 2:
             raise TrainingError(f"cannot train on {table.num_rows} row(s): the training sample needs at least 2")
         start = time.perf_counter()
         self.preprocessor.fit(table)
-        features = self.preprocessor.transform([table.column(c) for c in self.preprocessor.columns])
-        model_spec, self.files_ = self._fit_network(features)
+        model_spec, self.files_ = self._fit_table(table)
         self.scorer_ = build_scorer(self._manifest_core(model_spec), self.files_)
-        train_scores = self.scorer_.score_features(features)
+        train_scores = self._score_table(self.scorer_, table)
         if not np.all(np.isfinite(train_scores)):
             raise TrainingError("training produced non-finite scores; the model was not saved")
         t = self.cfg.threshold
         self.threshold_ = fit_threshold(t.method, t.value, train_scores)
         self.training_ = {
             "sample_rows": int(table.num_rows),
-            "n_features": int(features.shape[1]),
+            "n_features": len(self.preprocessor.feature_names_),
             "seconds": round(time.perf_counter() - start, 3),
             "score_quantiles": _quantiles(train_scores),
             **self.training_,
@@ -86,7 +95,7 @@ class Detector:
 
     def decision_function(self, table: pa.Table) -> np.ndarray:
         scorer, _ = self._fitted()
-        return scorer.score_arrays([table.column(c) for c in self.preprocessor.columns])
+        return self._score_table(scorer, table)
 
     def predict(self, table: pa.Table) -> np.ndarray:
         _, threshold = self._fitted()

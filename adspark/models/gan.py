@@ -299,7 +299,7 @@ class GanDetector(Detector):
     def _steps_per_epoch(self, n_train: int) -> int:
         t = self.cfg.train
         full = max(1, math.ceil(n_train / t.batch_size))
-        return max(1, min(full, self.cfg.model.max_steps // t.epochs))
+        return max(1, min(full, self.cfg.model.step_cap() // t.epochs))
 
     def _epoch(
         self, trainer: _GanTrainer, x: np.ndarray, idx: np.ndarray, steps: int, latent: int, rng: np.random.Generator
