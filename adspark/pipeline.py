@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from adspark import __version__
@@ -19,6 +20,8 @@ from adspark.models import make_detector
 from adspark.publish import new_run_id, observe_input, publish
 from adspark.sampling import training_sample
 from adspark.schema import (
+    FLAG_COL,
+    SCORE_COL,
     Roles,
     check_against_artifact,
     check_no_missing,
@@ -27,6 +30,7 @@ from adspark.schema import (
     resolve_roles,
 )
 from adspark.scoring import score_dataframe
+from adspark.sequences import score_sequences, sequence_sample
 
 log = logging.getLogger("adspark")
 
@@ -62,6 +66,13 @@ class _Timer:
         self.report.timings[self.name] = round(time.perf_counter() - self.start, 3)
 
 
+def _sample(cfg: JobConfig, df: DataFrame, roles: Roles, rows: int) -> pa.Table:
+    t = cfg.train
+    if cfg.model.kind == "lstm":
+        return sequence_sample(df, roles, t.sample_rows, t.seed, rows, cfg.model.window)
+    return training_sample(df, roles, t.sample_rows, t.seed, rows)
+
+
 def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Artifact:
     assert cfg.model_dir
     roles: Roles = resolve_roles(cfg, df.schema)
@@ -70,7 +81,7 @@ def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Ar
     if cfg.preprocess.on_missing == "fail":
         check_no_missing(df, roles.numeric)
     with _Timer(report, "sample_s"):
-        sample = training_sample(df, roles, cfg.train.sample_rows, cfg.train.seed, rows)
+        sample = _sample(cfg, df, roles, rows)
     log.info("training %s on %d sampled rows, %d features", cfg.model.kind, sample.num_rows, len(roles.features))
     with _Timer(report, "train_s"):
         detector = make_detector(cfg, roles.numeric, roles.categorical).fit(sample)
@@ -91,12 +102,20 @@ def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     return report
 
 
+def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str]) -> DataFrame:
+    """The output columns plus the scores; sequence models score each event in its stream's order."""
+    if artifact.kind == "lstm":
+        scored = score_sequences(spark, df, artifact, ids)
+        return scored.select(*[f"`{c}`" for c in cols], SCORE_COL, FLAG_COL)
+    return score_dataframe(spark, df, artifact, keep=cols)
+
+
 def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact, report: RunReport) -> None:
     assert cfg.output.path
     ids = list(cfg.columns.id)
     cols = output_columns(cfg, df, ids)
     observed, source = observe_input(df, ids)
-    scored = score_dataframe(spark, observed, artifact, keep=cols)
+    scored = _scored(spark, observed, artifact, cols, ids)
     run_info = {
         "run_id": report.run_id,
         "adspark_version": __version__,
