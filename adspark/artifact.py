@@ -173,8 +173,12 @@ def describe(artifact: Artifact) -> str:
     for spec in m["preprocessing"]["numeric"]:
         tf = "signed-log" if spec["log"] else "linear"
         lines.append(f"  {spec['name']:<28} median={spec['median']:.6g} scale={spec['scale']:.6g} {tf}")
+    sequence = m["kind"] == "lstm"
     for spec in m["preprocessing"]["categorical"]:
-        lines.append(f"  {spec['name']:<28} {len(spec['counts'])} known values, one-hot top {len(spec['onehot'])}")
+        coding = "embedded with null/unseen/other codes" if sequence else f"one-hot top {len(spec['onehot'])}"
+        lines.append(f"  {spec['name']:<28} {len(spec['counts'])} known values, {coding}")
+    if sequence:
+        lines.append(f"window        {m['model']['window']} events of history per scored event, LSTM {m['model']['hidden']}")
     training = m.get("training", {})
     scalars = (f"{k}={v}" for k, v in training.items() if not isinstance(v, dict | list))
     lines.append("training      " + ", ".join(scalars))

@@ -92,7 +92,7 @@ class ModelConfig(_Strict):
 
     def step_cap(self) -> int:
         """Training steps allowed over all epochs (gan and lstm stop early otherwise)."""
-        return self.max_steps or {"gan": 8000, "lstm": 3000}.get(self.kind, 8000)
+        return self.max_steps or {"gan": 8000, "lstm": 2000}.get(self.kind, 8000)
 
     @field_validator("hidden", "disc_hidden")
     @classmethod
