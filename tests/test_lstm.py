@@ -219,3 +219,20 @@ def test_cli_train_on_history_then_score_tonight(events, tmp_path) -> None:
     labels = df.set_index("event_id").loc[out["event_id"], "label"].to_numpy()
     rank = out["anomaly_score"].rank(ascending=False).to_numpy() / len(out)
     assert np.median(rank[labels == 1]) <= 0.02
+
+
+def test_categorical_only_streams_with_dates_and_nulls(spark, tmp_path) -> None:
+    """Date timestamps, a null timestamp and a null entity: every event scored, each exactly once."""
+    rng = np.random.default_rng(3)
+    n = 1200
+    user = rng.choice(["u1", "u2", "u3", None], n)
+    day = pd.Series(pd.to_datetime("2026-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D")).dt.date
+    df = pd.DataFrame({"row": np.arange(n), "user": user, "day": day, "action": rng.choice(["a", "b", "c"], n)})
+    df.loc[5, "day"] = None
+    job = lstm_job(tmp_path, write_parquet(df, tmp_path / "acts"),
+                   columns={"id": ["row"], "entity": ["user"], "timestamp": "day", "numeric": [],
+                            "categorical": ["action"]})
+    report = pipeline.run(spark, parse_config(job))
+    out = spark.read.parquet(str(tmp_path / "out")).toPandas()
+    assert report.output_rows == n and sorted(out["row"]) == list(range(n))
+    assert np.all(np.isfinite(out["anomaly_score"]))
