@@ -236,3 +236,25 @@ def test_categorical_only_streams_with_dates_and_nulls(spark, tmp_path) -> None:
     out = spark.read.parquet(str(tmp_path / "out")).toPandas()
     assert report.output_rows == n and sorted(out["row"]) == list(range(n))
     assert np.all(np.isfinite(out["anomaly_score"]))
+
+
+def test_training_sample_is_whole_stream_pieces_independent_of_partitioning(spark, events, tmp_path) -> None:
+    from adspark.schema import resolve_roles
+    from adspark.sequences import sequence_sample
+
+    df_pd, data = events
+    cfg = parse_config(lstm_job(tmp_path, data))
+    one = spark.read.parquet(write_parquet(df_pd, tmp_path / "one", files=1))
+    many = spark.read.parquet(data).repartition(5)
+    roles = resolve_roles(cfg, one.schema)
+    samples = [sequence_sample(d, roles, 2000, 7, len(df_pd), WINDOW) for d in (one, many)]
+    assert samples[0].equals(samples[1])
+    sample = samples[0].to_pandas()
+    assert 1000 <= len(sample) <= 3000  # about train.sample_rows events
+    pieces = sample[STREAM_COL].nunique()
+    assert pieces <= 20 and len(sample) / pieces >= 4 * WINDOW  # whole runs of events, not scattered rows
+    # Each piece is one host's consecutive events, in time order.
+    lookup = df_pd.set_index(["latency_ms"])
+    for _, piece in sample.groupby(STREAM_COL, sort=False):
+        rows = lookup.loc[piece["latency_ms"]]
+        assert rows["host"].nunique() == 1 and rows["ts"].is_monotonic_increasing
