@@ -1,20 +1,31 @@
-"""Detection quality of adspark's autoencoder and GAN against two peers, on real labelled tables.
+"""Detection quality of adspark's detectors against peers, on labelled tables and event streams.
 
 Every method trains unsupervised on the full table, anomalies included (the nightly
 job never sees clean data); labels are used only to compute ROC-AUC and PR-AUC.
 
-    python bench/quality.py [--datasets wilt,wdbc,mnist,synthetic_heavy_tail] [--seed 0]
-                            [--methods adspark,gan,textbook_ae,iforest] [--override '{"train": {"trim": 0.1}}']
+    python bench/quality.py [--datasets wilt,wdbc,mnist,synthetic_heavy_tail,ecg,synthetic_events] [--seed 0]
+                            [--methods adspark,gan,textbook_ae,iforest,iforest_windows,lstm,lstm_w320]
+                            [--override '{"train": {"trim": 0.1}}']
 
-Methods, in the same run:
-- ``adspark``: adspark's autoencoder (``model.kind: autoencoder``, the defaults);
+Methods, in the same run (each dataset runs only the methods that apply to it, see APPLIES):
+- ``adspark``: adspark's autoencoder (``model.kind: autoencoder``, the defaults), row by row, no order;
 - ``gan``: adspark's GAN detector (``model.kind: gan``, the defaults; ``--override`` applies too);
 - ``textbook_ae``: StandardScaler + a dense Keras autoencoder scored by plain MSE;
-- ``iforest``: scikit-learn's IsolationForest(n_estimators=200).
+- ``iforest``: scikit-learn's IsolationForest(n_estimators=200) on the row's values (categoricals one-hot);
+- ``iforest_windows``: the same forest on each row's lag vector (the last 32 values of its stream, the row's
+  own value last, left-padded with the stream's first value);
+- ``lstm``: adspark's LSTM next-event detector (``model.kind: lstm``, window 32, the defaults);
+- ``lstm_w320``: the same with window 320 (one heartbeat at 360 Hz is ~300 samples) and at most
+  LSTM_W320_EPOCHS epochs.
 
 Data: ``$ADSPARK_DATASETS`` or ``../shared/datasets`` next to the repository (see its README.md).
 ``synthetic_heavy_tail`` is generated here and mimics ODDS "shuttle": multimodal, discrete,
 heavy-tailed columns with 7% anomalies in the extreme tails or off the normal manifold.
+Sequence datasets (rows in stream order, one stream id per row):
+- ``ecg``: MIT-BIH excerpt, one channel, one stream; the abnormal beats are one region (rows 6936-7287);
+- ``synthetic_events``: per-host log events generated here (template chain, latency set by the
+  template) with 0.5% impossible transitions and 0.5% latency spikes (+40 ms) as the anomalies.
+For them the table also says whether the top-scored row is an anomaly ("top": yes/no @ its row index).
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +50,42 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-DATASETS = ("wilt", "wdbc", "mnist", "synthetic_heavy_tail")
-METHODS = ("adspark", "gan", "textbook_ae", "iforest")
+DATASETS = ("wilt", "wdbc", "mnist", "synthetic_heavy_tail", "ecg", "synthetic_events")
+METHODS = ("adspark", "gan", "textbook_ae", "iforest", "iforest_windows", "lstm", "lstm_w320")
+TABULAR_METHODS = ("adspark", "gan", "textbook_ae", "iforest")
+APPLIES: dict[str, tuple[str, ...]] = {
+    "wilt": TABULAR_METHODS,
+    "wdbc": TABULAR_METHODS,
+    "mnist": TABULAR_METHODS,
+    "synthetic_heavy_tail": TABULAR_METHODS,
+    "ecg": ("lstm", "lstm_w320", "iforest", "iforest_windows"),
+    "synthetic_events": ("lstm", "adspark", "iforest"),
+}
+LSTM_WINDOWS = {"lstm": 32, "lstm_w320": 320}
+LSTM_W320_EPOCHS = 10  # 320-step windows are ~10x slower per step than 32-step ones
+LAGS = 32  # iforest_windows
 
 
 @dataclass
 class Dataset:
     name: str
-    table: pa.Table  # float64 feature columns only
+    table: pa.Table  # feature columns only: float64 numeric ones, then string `categorical` ones
     labels: np.ndarray  # 1 = anomaly
+    categorical: list[str] = field(default_factory=list)
+    streams: np.ndarray | None = None  # sequence data: int64 stream id per row, rows in stream order
+
+    @property
+    def numeric(self) -> list[str]:
+        return [c for c in self.table.column_names if c not in self.categorical]
 
     @property
     def x(self) -> np.ndarray:
-        return np.column_stack([self.table.column(c).to_numpy() for c in self.table.column_names])
+        """Numeric columns, then each categorical column one-hot."""
+        blocks = [self.table.column(c).to_numpy()[:, None] for c in self.numeric]
+        for c in self.categorical:
+            values = np.asarray(self.table.column(c).to_pylist())
+            blocks.append((values[:, None] == np.unique(values)[None, :]).astype(np.float64))
+        return np.hstack(blocks)
 
 
 @dataclass
@@ -61,6 +95,8 @@ class Result:
     roc_auc: float
     pr_auc: float
     seconds: float
+    top_row: int | None = None  # sequence datasets: the top-scored row
+    top_is_anomaly: bool | None = None
 
 
 def datasets_dir() -> Path:
@@ -153,24 +189,140 @@ def synthetic_heavy_tail(seed: int, n: int = 20_000, anomaly_share: float = 0.07
     return Dataset("synthetic_heavy_tail", table, y[order])
 
 
+def load_ecg(seed: int) -> Dataset:
+    """One ECG channel as one stream, rows in time order."""
+    table = pq.read_table(datasets_dir() / "mitdb_ecg.parquet")
+    y = table.column("label").to_numpy().astype(np.int64)
+    return Dataset("ecg", _float_table(table, ["data"]), y, streams=np.zeros(table.num_rows, dtype=np.int64))
+
+
+TEMPLATES = 8
+# Each template may only be followed by two others: anything else is an impossible transition.
+SUCCESSORS = {t: ((t + 1) % TEMPLATES, (t + 3) % TEMPLATES) for t in range(TEMPLATES)}
+
+
+def _latency(template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return 10.0 * (1 + template) + rng.normal(0.0, 1.0, size=np.shape(template))
+
+
+def _template_chain(rng: np.random.Generator, length: int) -> np.ndarray:
+    out = np.empty(length, dtype=np.int64)
+    t = int(rng.integers(TEMPLATES))
+    for i in range(length):
+        t = SUCCESSORS[t][int(rng.integers(2))]
+        out[i] = t
+    return out
+
+
+def _impossible_after(prev: int, following: int | None, rng: np.random.Generator) -> int | None:
+    """A template `prev` never leads to, and that leads to `following` (None: no such template)."""
+    options = [
+        t
+        for t in range(TEMPLATES)
+        if t != prev and t not in SUCCESSORS[prev] and (following is None or following in SUCCESSORS[t])
+    ]
+    return int(rng.choice(options)) if options else None
+
+
+def _inject_transitions(tpl: np.ndarray, host: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Replace `count` templates (not a host's first) so that exactly the transition into each is impossible.
+
+    The transition out of a replaced event stays possible, so every impossible transition in the data
+    is a labelled one; positions where no such template exists, or next to an earlier pick, are passed over.
+    """
+    picked: list[int] = []
+    taken = np.zeros(len(tpl) + 1, dtype=bool)
+    for i in rng.permutation(np.flatnonzero(host[1:] == host[:-1]) + 1):
+        if len(picked) == count:
+            break
+        if taken[i - 1] or taken[i + 1]:
+            continue
+        following = int(tpl[i + 1]) if i + 1 < len(tpl) and host[i + 1] == host[i] else None
+        t = _impossible_after(int(tpl[i - 1]), following, rng)
+        if t is not None:
+            tpl[i], taken[i] = t, True
+            picked.append(int(i))
+    return np.asarray(picked, dtype=np.int64)
+
+
+def synthetic_events(
+    seed: int, hosts: int = 200, per_host: int = 500, transition_share: float = 0.005, spike_share: float = 0.005
+) -> Dataset:
+    """Per-host log events: template chain, latency 10*(1+t) + N(0,1) ms, increasing timestamps per host.
+
+    Anomalies: impossible transitions (the template is replaced by one its predecessor never leads to
+    but that leads to the next event's template, with the new template's latency) and latency spikes
+    (+40 ms) on other events, at positions past each host's first event.
+    Rows are sorted by (host, ts), the order the LSTM scores them in.
+    """
+    rng = np.random.default_rng(seed)
+    host = np.repeat(np.arange(hosts, dtype=np.int64), per_host)
+    ts = np.concatenate([np.cumsum(rng.exponential(5.0, per_host)) for _ in range(hosts)]) + 1.7e9
+    tpl = np.concatenate([_template_chain(rng, per_host) for _ in range(hosts)])
+    n = len(tpl)
+    trans = _inject_transitions(tpl, host, round(n * transition_share), rng)
+    latency = _latency(tpl, rng)
+    labels = np.zeros(n, dtype=np.int64)
+    labels[trans] = 1
+    others = np.flatnonzero((labels == 0) & (np.arange(n) % per_host >= 1))
+    spikes = rng.choice(others, round(n * spike_share), replace=False)
+    latency[spikes] += 40.0
+    labels[spikes] = 1
+    order = np.lexsort((ts, host))
+    table = pa.table({"latency_ms": latency[order], "template": [f"T{t}" for t in tpl[order]]})
+    return Dataset("synthetic_events", table, labels[order], categorical=["template"], streams=host[order])
+
+
 LOADERS: dict[str, Callable[[int], Dataset]] = {
     "wilt": load_wilt,
     "wdbc": load_wdbc,
     "mnist": load_mnist,
     "synthetic_heavy_tail": synthetic_heavy_tail,
+    "ecg": load_ecg,
+    "synthetic_events": synthetic_events,
 }
 
 
-def run_adspark(data: Dataset, seed: int, override: dict[str, Any], kind: str = "autoencoder") -> np.ndarray:
+def _config(override: dict[str, Any], seed: int, model: dict[str, Any], train: dict[str, Any] | None = None) -> Any:
     from adspark.config import parse_config
-    from adspark.models import make_detector
 
     cfg_dict = json.loads(json.dumps(override))
     cfg_dict.setdefault("train", {}).setdefault("seed", seed)
-    cfg_dict.setdefault("model", {})["kind"] = kind
-    cfg = parse_config(cfg_dict)
-    det = make_detector(cfg, list(data.table.column_names), []).fit(data.table)
+    cfg_dict["train"].update(train or {})
+    cfg_dict.setdefault("model", {}).update(model)
+    if model.get("kind") == "lstm":
+        cfg_dict.setdefault("columns", {}).setdefault("timestamp", "t")  # only the config validator needs it
+    return parse_config(cfg_dict)
+
+
+def run_adspark(data: Dataset, seed: int, override: dict[str, Any], kind: str = "autoencoder") -> np.ndarray:
+    from adspark.models import make_detector
+
+    cfg = _config(override, seed, {"kind": kind})
+    det = make_detector(cfg, data.numeric, data.categorical).fit(data.table)
     return det.decision_function(data.table)
+
+
+def run_lstm(data: Dataset, seed: int, override: dict[str, Any], window: int) -> np.ndarray:
+    """adspark's LSTM on the table in stream order, with the stream id as its stream key.
+
+    Seeds Keras first: LstmDetector builds its network before it seeds (adspark/models/lstm.py), so its
+    initial weights would otherwise depend on what ran earlier in this process.
+    """
+    from adspark.models import make_detector
+    from adspark.models.base import import_keras
+    from adspark.sequence_runtime import STREAM_COL
+
+    assert data.streams is not None
+    train = {"epochs": LSTM_W320_EPOCHS} if window > LSTM_WINDOWS["lstm"] else {}
+    cfg = _config(override, seed, {"kind": "lstm", "window": window}, train)
+    table = data.table.append_column(STREAM_COL, pa.array(data.streams, type=pa.int64()))
+    import_keras().utils.set_random_seed(seed)
+    det = make_detector(cfg, data.numeric, data.categorical).fit(table)
+    info = det.training_
+    epochs = f"{info['epochs_run']}/{cfg.train.epochs}"
+    print(f"    window {window}: {epochs} epochs, {info['windows_per_epoch']} windows each", flush=True)
+    return det.decision_function(table)
 
 
 def textbook_sizes(d: int) -> list[int]:
@@ -194,40 +346,81 @@ def run_textbook_ae(data: Dataset, seed: int, epochs: int = 30, batch_size: int 
     return np.mean(np.square(x - recon), axis=1)
 
 
+def iforest_scores(x: np.ndarray, seed: int) -> np.ndarray:
+    forest = IsolationForest(n_estimators=200, random_state=seed, n_jobs=1).fit(x)
+    return -forest.score_samples(x)
+
+
 def run_iforest(data: Dataset, seed: int) -> np.ndarray:
-    forest = IsolationForest(n_estimators=200, random_state=seed, n_jobs=1).fit(data.x)
-    return -forest.score_samples(data.x)
+    return iforest_scores(data.x, seed)
+
+
+def lag_vectors(values: np.ndarray, streams: np.ndarray, lags: int = LAGS) -> np.ndarray:
+    """Row i -> the `lags` values of its stream ending at row i, left-padded with the stream's first value."""
+    starts = np.ones(len(values), dtype=bool)
+    starts[1:] = streams[1:] != streams[:-1]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(values)), 0))
+    idx = np.arange(len(values))[:, None] - np.arange(lags - 1, -1, -1)[None, :]
+    return values[np.maximum(idx, first[:, None])]
+
+
+def run_iforest_windows(data: Dataset, seed: int) -> np.ndarray:
+    assert data.streams is not None
+    x = np.hstack([lag_vectors(data.table.column(c).to_numpy(), data.streams) for c in data.numeric])
+    return iforest_scores(x, seed)
+
+
+def scores_for(data: Dataset, method: str, seed: int, override: dict[str, Any]) -> np.ndarray:
+    if method == "adspark":
+        return run_adspark(data, seed, override)
+    if method == "gan":
+        return run_adspark(data, seed, override, kind="gan")
+    if method == "textbook_ae":
+        return run_textbook_ae(data, seed)
+    if method == "iforest":
+        return run_iforest(data, seed)
+    if method == "iforest_windows":
+        return run_iforest_windows(data, seed)
+    if method in LSTM_WINDOWS:
+        return run_lstm(data, seed, override, LSTM_WINDOWS[method])
+    raise ValueError(f"unknown method {method!r}")
 
 
 def evaluate(data: Dataset, method: str, seed: int, override: dict[str, Any]) -> Result:
     start = time.perf_counter()
-    if method == "adspark":
-        scores = run_adspark(data, seed, override)
-    elif method == "gan":
-        scores = run_adspark(data, seed, override, kind="gan")
-    elif method == "textbook_ae":
-        scores = run_textbook_ae(data, seed)
-    elif method == "iforest":
-        scores = run_iforest(data, seed)
-    else:
-        raise ValueError(f"unknown method {method!r}")
+    scores = scores_for(data, method, seed, override)
     seconds = time.perf_counter() - start
     roc = float(roc_auc_score(data.labels, scores))
     pr = float(average_precision_score(data.labels, scores))
-    return Result(data.name, method, roc, pr, seconds)
+    result = Result(data.name, method, roc, pr, seconds)
+    if data.streams is not None:
+        result.top_row = int(np.argmax(scores))
+        result.top_is_anomaly = bool(data.labels[result.top_row])
+    return result
+
+
+def _top(r: Result) -> str:
+    if r.top_row is None:
+        return "-"
+    return f"{'yes' if r.top_is_anomaly else 'no'} @{r.top_row}"
 
 
 def format_table(results: list[Result]) -> str:
-    lines = [f"{'dataset':<22} {'method':<12} {'ROC-AUC':>8} {'PR-AUC':>8} {'train s':>8}", "-" * 62]
+    header = f"{'dataset':<22} {'method':<16} {'ROC-AUC':>8} {'PR-AUC':>8} {'train s':>8}  {'top':<10}"
+    lines = [header, "-" * len(header)]
     for r in results:
-        lines.append(f"{r.dataset:<22} {r.method:<12} {r.roc_auc:>8.4f} {r.pr_auc:>8.4f} {r.seconds:>8.1f}")
+        lines.append(
+            f"{r.dataset:<22} {r.method:<16} {r.roc_auc:>8.4f} {r.pr_auc:>8.4f} {r.seconds:>8.1f}  {_top(r):<10}"
+        )
     return "\n".join(lines)
 
 
 def describe(data: Dataset) -> str:
-    return (
-        f"{data.name}: {data.table.num_rows} rows x {data.table.num_columns} cols, {data.labels.mean():.1%} anomalies"
-    )
+    rows, cols = data.table.num_rows, data.table.num_columns
+    text = f"{data.name}: {rows} rows x {cols} cols, {data.labels.mean():.1%} anomalies"
+    if data.streams is not None:
+        text += f", {len(np.unique(data.streams))} stream(s) in order"
+    return text
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -252,12 +445,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     override = json.loads(args.override)
     results: list[Result] = []
+    skipped: list[str] = []
     for name in names:
         data = LOADERS[name](args.seed)
         print(describe(data), flush=True)
-        results += [evaluate(data, method, args.seed, override) for method in methods]
+        skipped += [f"{name}/{m}" for m in methods if m not in APPLIES[name]]
+        for method in (m for m in methods if m in APPLIES[name]):
+            results.append(evaluate(data, method, args.seed, override))
+            print(f"  {method}: {results[-1].seconds:.1f} s", flush=True)
     print()
     print(format_table(results))
+    if skipped:
+        print(f"not run (do not apply): {', '.join(skipped)}")
     if args.json:
         for r in results:
             print(json.dumps(vars(r)))
