@@ -117,6 +117,7 @@ class LstmDetector(Detector):
         assert pre.categorical_ is not None
         vocab = [s.vocabulary_size for s in pre.categorical_]
         hidden = self.cfg.model.hidden or [32]
+        import_keras().utils.set_random_seed(self.cfg.train.seed)  # before building: seeds the initial weights
         training, scoring = build_lstm(window, width, vocab, hidden, self.cfg.model.activation)
         targets = ([num.astype(np.float32)] if width else []) + [codes[:, j] for j in range(len(vocab))]
         info = self._train(training, feeds, targets, width)
@@ -172,7 +173,6 @@ class LstmDetector(Detector):
     def _train(self, model: Any, feeds: dict[str, np.ndarray], targets: list[np.ndarray], width: int) -> dict[str, Any]:
         keras = import_keras()
         t = self.cfg.train
-        keras.utils.set_random_seed(t.seed)
         losses = (["mse"] if width else []) + [keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * (
             len(targets) - (1 if width else 0)
         )
