@@ -35,8 +35,10 @@ from adspark.schema import FLAG_COL, SCORE_COL, feature_columns
 
 ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
-# Full-width outputs keep the Arrow UDF: passing every column through Python as
-# well was no faster in the benchmark (bench/README.md). Benchmarks flip this.
+# Which outputs go through mapInArrow; benchmarks flip these for A/B runs
+# (bench/_adspark_job.py). Full-width outputs keep the Arrow UDF: passing every
+# column through Python as well was no faster (bench/README.md).
+MAP_IN_ARROW_NARROW = True
 MAP_IN_ARROW_FULL_WIDTH = False
 
 
@@ -122,7 +124,8 @@ def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep
     if keep is None:
         return score_with_udf(spark, df, artifact)
     fields = {f.name: f for f in df.schema.fields}
-    narrow = len(keep) < len(df.columns) or MAP_IN_ARROW_FULL_WIDTH
-    if narrow and arrow_safe([fields[c] for c in keep]):
+    narrow = len(keep) < len(df.columns)
+    use = MAP_IN_ARROW_NARROW if narrow else MAP_IN_ARROW_FULL_WIDTH
+    if use and arrow_safe([fields[c] for c in keep]):
         return score_passing(spark, df, artifact, keep)
     return score_with_udf(spark, df, artifact).select(*[_col(c) for c in keep], SCORE_COL, FLAG_COL)

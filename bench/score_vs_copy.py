@@ -1,7 +1,8 @@
 """Wall time of `adspark score` against a plain Spark Parquet copy and the textbook Keras pandas UDF.
 
     python bench/score_vs_copy.py [--rows 2000000] [--repeats 3] [--workdir /tmp/adspark-bench]
-                                  [--variants noop,copy,score,scores_only,identity,textbook[,score_mapinarrow]]
+                                  [--variants noop,copy,score,scores_only,identity,textbook
+                                              [,score_mapinarrow,scores_only_udf]]
                                   [--conf k=v ...]
                                   [--quiet-wait 15] [--append] [--report-only] [--retrain]
 
@@ -16,6 +17,8 @@ process, round-robin, `repeats` times, on local[2] with identical Spark settings
 - scores_only: adspark score with output.columns [txn_id] (DataFrame.mapInArrow: ids + features in, ids + score out)
 - score_mapinarrow (not run by default): `score` with every column passed through mapInArrow instead of
                the Arrow UDF + JVM rejoin (bench/_adspark_job.py --map-in-arrow-full-width)
+- scores_only_udf (not run by default): `scores_only` through the Arrow UDF + JVM rejoin, as before
+               mapInArrow (bench/_adspark_job.py --udf-narrow)
 - identity:    Arrow UDF returning its input's first field over the same 30-column struct
                (the JVM<->Python transfer floor), all columns written
 - textbook:    pandas UDF with keras.models.load_model + model.predict per Arrow batch
@@ -53,7 +56,7 @@ N_HEAVY = 6  # the last N_HEAVY features are log-normal (heavy-tailed), like amo
 ANOMALY_RATE = 0.005
 DATA_VERSION = 1
 DEFAULT_VARIANTS = ("noop", "copy", "score", "scores_only", "identity", "textbook")
-VARIANTS = (*DEFAULT_VARIANTS, "score_mapinarrow")
+VARIANTS = (*DEFAULT_VARIANTS, "score_mapinarrow", "scores_only_udf")
 TARGETS = {
     "score/copy": ("<=", 1.5, 1.3),
     "textbook/score": (">=", 4.0, 6.0),
@@ -359,6 +362,8 @@ def commands(paths: Paths, conf: list[str]) -> dict[str, list[str]]:
         "scores_only": adspark("adspark_scores_only", "scores_only"),
         "score_mapinarrow": adspark("adspark", "score_mapinarrow",
                                     (str(BENCH / "_adspark_job.py"), "--map-in-arrow-full-width")),
+        "scores_only_udf": adspark("adspark_scores_only", "scores_only_udf",
+                                   (str(BENCH / "_adspark_job.py"), "--udf-narrow")),
         "identity": [py, str(BENCH / "_identity_job.py"), "--input", data, "--output", str(paths.output("identity")),
                      *confs],
         "textbook": [py, str(BENCH / "_textbook_job.py"), "score", "--input", data, "--model", str(paths.keras),
@@ -382,7 +387,7 @@ def measure(paths: Paths, variants: list[str], repeats: int, conf: list[str], qu
             seconds, cpu = run_timed(argv[variant], log)
             runs.append(Run(variant, r, round(seconds, 2), *(round(c, 1) for c in cpu), str(log), code))
             jvm, driver, workers, foreign = cpu
-            print(f"  round {r + 1 - first_round}/{repeats} {variant:<12} {seconds:7.1f} s  (cpu: jvm {jvm:.0f} s, "
+            print(f"  round {r + 1 - first_round}/{repeats} {variant:<16} {seconds:7.1f} s  (cpu: jvm {jvm:.0f} s, "
                   f"driver py {driver:.0f} s, worker py {workers:.0f} s; other processes {foreign:.0f} s; "
                   f"waited {waited:.0f} s for a quiet machine)", flush=True)
     return runs
@@ -438,7 +443,8 @@ def ratios(s: dict[str, Summary]) -> dict[str, dict[str, Any]]:
     pairs = {"score/copy": ("score", "copy"), "textbook/score": ("textbook", "score"),
              "scores_only/copy": ("scores_only", "copy"), "identity/copy": ("identity", "copy"),
              "score/identity": ("score", "identity"), "score_mapinarrow/score": ("score_mapinarrow", "score"),
-             "score_mapinarrow/copy": ("score_mapinarrow", "copy")}
+             "score_mapinarrow/copy": ("score_mapinarrow", "copy"),
+             "scores_only/scores_only_udf": ("scores_only", "scores_only_udf")}
     startup = s["noop"].median_s if "noop" in s else 0.0
     out: dict[str, dict[str, Any]] = {}
     for name, (a, b) in pairs.items():
@@ -464,13 +470,13 @@ def ratios(s: dict[str, Summary]) -> dict[str, dict[str, Any]]:
 def print_table(summary: dict[str, Summary], rat: dict[str, dict[str, Any]], rows: int) -> None:
     print(f"\nwall seconds per whole process, {rows:,} rows, local[2] (cpu = median CPU seconds: the run's JVM,\n"
           "its driver Python, its Python workers, and other processes on the machine during the run)")
-    head = f"{'variant':<12} {'runs':>4} {'median':>8} {'min':>8} {'max':>8} {'rows/s':>10} " \
+    head = f"{'variant':<16} {'runs':>4} {'median':>8} {'min':>8} {'max':>8} {'rows/s':>10} " \
            f"{'cpu jvm':>8} {'cpu drv py':>10} {'cpu wrk py':>10} {'cpu total':>9} {'cpu other':>9}"
     print(head)
     print("-" * len(head))
     for s in summary.values():
         rate = f"{s.rows_per_s:,.0f}" if s.rows_per_s else "-"
-        print(f"{s.variant:<12} {s.runs:>4} {s.median_s:>8.1f} {s.min_s:>8.1f} {s.max_s:>8.1f} {rate:>10} "
+        print(f"{s.variant:<16} {s.runs:>4} {s.median_s:>8.1f} {s.min_s:>8.1f} {s.max_s:>8.1f} {rate:>10} "
               f"{s.cpu_jvm_s:>8.1f} {s.cpu_driver_py_s:>10.1f} {s.cpu_workers_py_s:>10.1f} {s.cpu_total_s:>9.1f} "
               f"{s.cpu_foreign_s:>9.1f}")
     print("\nratios of medians (net = both sides minus the noop start-up median; min = ratio of the fastest runs;\n"
@@ -483,7 +489,7 @@ def print_table(summary: dict[str, Summary], rat: dict[str, dict[str, Any]], row
             if "stretch" in e:
                 verdict += f", stretch {e['stretch']}: {'PASS' if e['meets_stretch'] else 'FAIL'}"
         net = f"net {e['net_of_startup']:.2f}" if e["net_of_startup"] is not None else ""
-        print(f"  {name:<18} {e['ratio']:6.2f}   {net:<10} min {e['min_ratio']:5.2f}   cpu {e['cpu_ratio']:5.2f}   "
+        print(f"  {name:<27} {e['ratio']:6.2f}   {net:<10} min {e['min_ratio']:5.2f}   cpu {e['cpu_ratio']:5.2f}   "
               f"{verdict}")
 
 
