@@ -178,7 +178,8 @@ def describe(artifact: Artifact) -> str:
         coding = "embedded with null/unseen/other codes" if sequence else f"one-hot top {len(spec['onehot'])}"
         lines.append(f"  {spec['name']:<28} {len(spec['counts'])} known values, {coding}")
     if sequence:
-        lines.append(f"window        {m['model']['window']} events of history per scored event, LSTM {m['model']['hidden']}")
+        spec = m["model"]
+        lines.append(f"window        {spec['window']} events of history per scored event, LSTM {spec['hidden']}")
     training = m.get("training", {})
     scalars = (f"{k}={v}" for k, v in training.items() if not isinstance(v, dict | list))
     lines.append("training      " + ", ".join(scalars))
