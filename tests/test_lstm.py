@@ -19,6 +19,7 @@ from adspark.artifact import load_artifact
 from adspark.config import parse_config
 from adspark.errors import ConfigError, SchemaError
 from adspark.models import make_detector
+from adspark.models.lstm import model_input
 from adspark.sequence_runtime import STREAM_COL, stream_windows
 from tests.conftest import REPO, write_parquet
 
@@ -161,7 +162,7 @@ def test_onnx_matches_keras_and_manifest(lstm_run, events) -> None:
     _, x, codes = scorer.encode([table.column("latency_ms"), table.column("template")])
     feeds = stream_windows(keys, x, codes, 0, WINDOW, with_current=True)
     onnx_out = scorer.session.run(None, feeds)[0]
-    keras_out = det.network_.predict(feeds, verbose=0)
+    keras_out = det.network_.predict(model_input(feeds), verbose=0)
     np.testing.assert_allclose(onnx_out, keras_out, atol=1e-4)
     spec = load_artifact(str(lstm_run["cfg"].model_dir)).manifest
     assert spec["kind"] == "lstm" and spec["model"]["window"] == WINDOW

@@ -84,10 +84,16 @@ def build_lstm(window: int, width: int, vocab: list[int], hidden: list[int], act
         logits = keras.layers.Dense(v, name=f"logits_{j}")(hc)
         train_out.append(logits)
         score_out.append(keras.layers.Activation("log_softmax", name=f"logp_{j}")(logits))
-    inputs = [num_in, *cat_in, *(now_in if width else [])]
+    inputs: Any = [num_in, *cat_in, *(now_in if width else [])]
+    inputs = inputs if len(inputs) > 1 else num_in  # a one-input model takes a bare tensor, not a list
     scoring = keras.Model(inputs, keras.layers.Concatenate(name="out")(score_out) if len(score_out) > 1
                           else score_out[0], name="lstm_scoring")
     return keras.Model(inputs, train_out, name="lstm"), scoring
+
+
+def model_input(feeds: dict[str, np.ndarray]) -> Any:
+    """What Keras expects: the bare array for a one-input model, else the inputs by name."""
+    return feeds[NUMERIC_INPUT] if len(feeds) == 1 else feeds
 
 
 class LstmDetector(Detector):
@@ -121,7 +127,7 @@ class LstmDetector(Detector):
         training, scoring = build_lstm(window, width, vocab, hidden, self.cfg.model.activation)
         targets = ([num.astype(np.float32)] if width else []) + [codes[:, j] for j in range(len(vocab))]
         info = self._train(training, feeds, targets, width)
-        out = scoring.predict(feeds, batch_size=8192, verbose=0).astype(np.float64)
+        out = scoring.predict(model_input(feeds), batch_size=8192, verbose=0).astype(np.float64)
         spec = self._score_spec(out, num, codes, vocab, window, hidden)
         files = {"lstm.onnx": export_onnx_inputs(scoring, self._example_feeds(window, width, len(vocab)))}
         self.training_ = {"windows": len(keys), "streams": len(np.unique(keys)), **info}
@@ -191,10 +197,10 @@ class _EarlyStopped:
     def __init__(self, model: Any, feeds: dict[str, np.ndarray], targets: list[np.ndarray], patience: int) -> None:
         self.model, self.feeds, self.targets, self.patience = model, feeds, targets, patience
 
-    def _slice(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-        return {k: v[idx] for k, v in self.feeds.items()}, [y[idx] for y in self.targets]
+    def _slice(self, idx: np.ndarray) -> tuple[Any, list[np.ndarray]]:
+        return model_input({k: v[idx] for k, v in self.feeds.items()}), [y[idx] for y in self.targets]
 
-    def _evaluate(self, data: tuple[dict[str, np.ndarray], list[np.ndarray]]) -> float:
+    def _evaluate(self, data: tuple[Any, list[np.ndarray]]) -> float:
         result = self.model.evaluate(*data, batch_size=8192, verbose=0)
         return float(result[0] if isinstance(result, list) else result)  # the total over all outputs
 
