@@ -6,8 +6,8 @@ an int64 stream key. For every event the scorer builds the window of the
 `window` events before it in the same stream, left-padded when the stream has
 fewer, asks the network for its prediction of the event, and scores the surprise:
 
-- numeric features: squared error of the predicted value, each feature scaled by
-  its typical training error (as the autoencoder's reconstruction error);
+- numeric features: the squared standardised error (x - mean) / spread of the
+  predicted Gaussian, each feature scaled by its typical training value;
 - categorical features: -log p(actual value | history), divided by the column's
   typical training surprise; a value that never occurred in training (a never-
   seen category, or null when the sample had none) gets the cap NLL_CAP;
@@ -34,6 +34,10 @@ from adspark.runtime import Scorer, _session, cached_scorer, inject_fault, unpac
 STREAM_COL = "__adspark_stream"
 # exp(-20) ~ 2e-9: the surprise of an event the model gives no chance at all.
 NLL_CAP = 20.0
+# The numeric head predicts a mean and a spread per feature (a Gaussian), so an error
+# is judged against how predictable the feature is in this context; the floor, in
+# robust-scale units, keeps a near-deterministic context from dividing by ~0.
+SIGMA_MIN = 0.05
 # The network input has one channel more than the numeric block: 1 marks padding.
 NUMERIC_INPUT = "num"
 
@@ -84,6 +88,12 @@ def stream_windows(
     return feeds
 
 
+def numeric_z(num: np.ndarray, out: np.ndarray, width: int) -> np.ndarray:
+    """Standardised prediction errors (x - mean) / spread from the network's [mean | raw spread] columns."""
+    spread = np.logaddexp(0.0, out[:, width : 2 * width]) + SIGMA_MIN  # softplus
+    return (num - out[:, :width]) / spread
+
+
 class LstmScorer(Scorer):
     """Scores each event against the LSTM's prediction from the events before it in its stream."""
 
@@ -126,9 +136,9 @@ class LstmScorer(Scorer):
 
     def parts(self, out: np.ndarray, num: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per event: the numeric features' scaled squared errors and each categorical column's NLL."""
-        sq = np.square((num - out[:, : self.width]) / self.error_scale)
+        sq = np.square(numeric_z(num, out, self.width) / self.error_scale)
         nll = np.zeros((len(num), len(self.vocab_sizes)))
-        offset, rows = self.width, np.arange(len(num))
+        offset, rows = 2 * self.width, np.arange(len(num))
         for j, size in enumerate(self.vocab_sizes):
             nll[:, j] = np.minimum(-out[rows, offset + codes[:, j]], NLL_CAP)
             nll[np.isin(codes[:, j], self.never_seen[j]), j] = NLL_CAP

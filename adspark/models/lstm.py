@@ -36,10 +36,12 @@ from adspark.runtime import Scorer
 from adspark.sequence_runtime import (
     NLL_CAP,
     NUMERIC_INPUT,
+    SIGMA_MIN,
     STREAM_COL,
     LstmScorer,
     categorical_input,
     current_input,
+    numeric_z,
     stream_windows,
 )
 
@@ -76,7 +78,7 @@ def build_lstm(window: int, width: int, vocab: list[int], hidden: list[int], act
         now = [keras.layers.Flatten(name=f"event_type_{j}")(e(c)) for j, (e, c) in pairs]
         hn = keras.layers.Concatenate(name="with_event_type")([h, *now]) if now else h
         hn = keras.layers.Dense(max(16, hidden[-1]), activation=activation, name="numeric_head")(hn)
-        pred = keras.layers.Dense(width, name="numeric")(hn)
+        pred = keras.layers.Dense(2 * width, name="numeric")(hn)  # [mean | raw spread] per feature
         train_out.append(pred)
         score_out.append(pred)
     hc = keras.layers.Dense(max(16, hidden[-1]), activation=activation, name="category_head")(h)
@@ -89,6 +91,20 @@ def build_lstm(window: int, width: int, vocab: list[int], hidden: list[int], act
     scoring = keras.Model(inputs, keras.layers.Concatenate(name="out")(score_out) if len(score_out) > 1
                           else score_out[0], name="lstm_scoring")
     return keras.Model(inputs, train_out, name="lstm"), scoring
+
+
+def gaussian_nll(y_true: Any, y_pred: Any) -> Any:
+    """Squared error for the means, plus the Gaussian NLL of the spreads around the (frozen) means.
+
+    Stopping the gradient of the means in the NLL term keeps the mean fit exactly
+    as a plain regression would make it; the spread only learns how far off it is.
+    """
+    ops = import_keras().ops
+    width = ops.shape(y_true)[-1]
+    mean = y_pred[:, :width]
+    spread = ops.softplus(y_pred[:, width:]) + SIGMA_MIN
+    nll = 0.5 * ops.square((y_true - ops.stop_gradient(mean)) / spread) + ops.log(spread)
+    return ops.mean(ops.square(y_true - mean) + nll, axis=-1)
 
 
 def model_input(feeds: dict[str, np.ndarray]) -> Any:
@@ -144,9 +160,9 @@ class LstmDetector(Detector):
     ) -> dict[str, Any]:
         """Error scales and weights frozen from the training predictions."""
         width = num.shape[1]
-        scale = np.sqrt(np.mean(np.square(num - out[:, :width]), axis=0)) if width else np.zeros(0)
+        scale = np.sqrt(np.mean(np.square(numeric_z(num, out, width)), axis=0)) if width else np.zeros(0)
         floor = max(1e-2, 0.1 * float(np.median(scale))) if width else 1.0
-        nll, never_seen, offset = [], [], width
+        nll, never_seen, offset = [], [], 2 * width
         for j, v in enumerate(vocab):
             logp = out[np.arange(len(codes)), offset + codes[:, j]]
             nll.append(max(NLL_SCALE_FLOOR, float(np.mean(np.minimum(-logp, NLL_CAP)))))
@@ -179,7 +195,7 @@ class LstmDetector(Detector):
     def _train(self, model: Any, feeds: dict[str, np.ndarray], targets: list[np.ndarray], width: int) -> dict[str, Any]:
         keras = import_keras()
         t = self.cfg.train
-        losses = (["mse"] if width else []) + [keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * (
+        losses = ([gaussian_nll] if width else []) + [keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * (
             len(targets) - (1 if width else 0)
         )
         model.compile(optimizer=keras.optimizers.Adam(t.learning_rate, clipnorm=1.0), loss=losses)
