@@ -4,8 +4,9 @@ An event is scored by how badly the events before it in its stream predict it
 (DeepLog's next-event prediction, extended to numeric values). The network reads
 the `model.window` previous events (numeric block clipped, plus one learned
 embedding per categorical column, plus a padding flag for short histories) and
-outputs, for the event itself, the expected numeric block and a log-probability
-for every code of every categorical column. See adspark/sequence_runtime.py for
+outputs, for the event itself, a Gaussian (mean and spread) per numeric feature,
+given the event's own categories, and a log-probability for every code of every
+categorical column. See adspark/sequence_runtime.py for
 how those turn into a score.
 
 Why next-event prediction and not an LSTM autoencoder over the window: a window
