@@ -88,9 +88,9 @@ def stream_windows(
     return feeds
 
 
-def numeric_z(num: np.ndarray, out: np.ndarray, width: int) -> np.ndarray:
+def numeric_z(num: np.ndarray, out: np.ndarray, width: int, sigma_min: float) -> np.ndarray:
     """Standardised prediction errors (x - mean) / spread from the network's [mean | raw spread] columns."""
-    spread = np.logaddexp(0.0, out[:, width : 2 * width]) + SIGMA_MIN  # softplus
+    spread = np.logaddexp(0.0, out[:, width : 2 * width]) + sigma_min  # softplus
     return (num - out[:, :width]) / spread
 
 
@@ -110,6 +110,7 @@ class LstmScorer(Scorer):
         self.cat_weights = np.asarray(spec["categorical_weights"], dtype=np.float64)
         self.never_seen = [np.asarray(c, dtype=np.int64) for c in spec["never_seen_codes"]]
         self.width = len(self.error_scale)
+        self.sigma_min = float(spec["sigma_min"])
 
     def empty_history(self) -> History:
         cats = len(self.vocab_sizes)
@@ -136,7 +137,7 @@ class LstmScorer(Scorer):
 
     def parts(self, out: np.ndarray, num: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per event: the numeric features' scaled squared errors and each categorical column's NLL."""
-        sq = np.square(numeric_z(num, out, self.width) / self.error_scale)
+        sq = np.square(numeric_z(num, out, self.width, self.sigma_min) / self.error_scale)
         nll = np.zeros((len(num), len(self.vocab_sizes)))
         offset, rows = 2 * self.width, np.arange(len(num))
         for j, size in enumerate(self.vocab_sizes):

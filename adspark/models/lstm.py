@@ -161,7 +161,8 @@ class LstmDetector(Detector):
     ) -> dict[str, Any]:
         """Error scales and weights frozen from the training predictions."""
         width = num.shape[1]
-        scale = np.sqrt(np.mean(np.square(numeric_z(num, out, width)), axis=0)) if width else np.zeros(0)
+        z = numeric_z(num, out, width, SIGMA_MIN)
+        scale = np.sqrt(np.mean(np.square(z), axis=0)) if width else np.zeros(0)
         floor = max(1e-2, 0.1 * float(np.median(scale))) if width else 1.0
         nll, never_seen, offset = [], [], 2 * width
         for j, v in enumerate(vocab):
@@ -175,7 +176,8 @@ class LstmDetector(Detector):
             "window": window,
             "hidden": hidden,
             "activation": self.cfg.model.activation,
-            "error_scale": np.maximum(scale, floor).tolist(),
+            "error_scale": np.maximum(scale, floor).tolist(),  # of the standardised errors
+            "sigma_min": SIGMA_MIN,
             "numeric_weights": num_w.tolist(),
             "vocabulary_sizes": vocab,
             "nll_scale": nll,
