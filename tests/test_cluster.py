@@ -165,3 +165,22 @@ def test_scores_only_output_on_a_standalone_cluster(sweep, cluster, executor_pyt
     assert list(out.columns) == ["txn_id", "anomaly_score", "is_anomaly"]
     assert out["txn_id"].tolist() == dataset[0]["txn_id"].tolist()
     pd.testing.assert_frame_equal(out, full[list(out.columns)])
+
+
+def test_lstm_sweep_on_a_standalone_cluster(cluster, executor_python, spark, tmp_path) -> None:
+    """model.kind lstm: streams sorted and scored by the bare executors, equal to local mode bit for bit."""
+    from adspark import pipeline
+    from adspark.config import parse_config
+    from tests.conftest import write_parquet
+    from tests.test_lstm import event_log, lstm_job
+
+    df = event_log(hosts=10, per_host=120, bad=4)
+    data = write_parquet(df, tmp_path / "events", files=3)
+    cfg = lstm_job(tmp_path, data, train={"epochs": 3, "seed": 0, "batch_size": 64})
+    _submit(cluster, executor_python, "nightly_sweep", cfg, tmp_path)
+    out = pd.read_parquet(tmp_path / "out").sort_values("event_id").reset_index(drop=True)
+    assert out["event_id"].tolist() == sorted(df["event_id"])  # every event exactly once
+    local_cfg = parse_config({**cfg, "output": {"path": str(tmp_path / "local")}})
+    pipeline.score(spark, local_cfg)  # the cluster's artifact, scored in local mode
+    local = pd.read_parquet(tmp_path / "local").sort_values("event_id").reset_index(drop=True)
+    np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), local["anomaly_score"].to_numpy())
