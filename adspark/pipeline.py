@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from adspark import __version__
-from adspark.artifact import Artifact, load_artifact, save_artifact
+from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
 from adspark.errors import SchemaError
@@ -158,6 +159,18 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
     resolve_roles(cfg, df.schema)
     output_columns(cfg, df, list(cfg.columns.id))
     _count(df, report)
-    artifact = _train_on(cfg, df, report.input_rows, report)
+    artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)
     _score_with(spark, cfg, df, artifact, report)
     return report
+
+
+def _existing_model_for_empty(cfg: JobConfig, df: DataFrame, report: RunReport) -> Artifact | None:
+    """A night without rows is not an error when a model exists: keep it, and write an empty output."""
+    assert cfg.model_dir
+    if report.input_rows or not (Path(cfg.model_dir) / MANIFEST).is_file():
+        return None
+    log.warning("input %s is empty: nothing to train on; scoring it with the model in %s", cfg.input.path,
+                cfg.model_dir)
+    artifact = load_artifact(cfg.model_dir)
+    check_against_artifact(artifact.input_schema, df.schema, cfg.model_dir)
+    return artifact

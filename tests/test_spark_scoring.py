@@ -161,6 +161,22 @@ def test_training_on_an_empty_table_is_refused(spark, tmp_path: Path) -> None:
     assert not Path(cfg.model_dir).exists() and not Path(cfg.output.path).exists()
 
 
+def test_run_on_an_empty_table_keeps_the_existing_model(spark, trained, tmp_path: Path) -> None:
+    """A night without rows: `run` cannot train, so it scores nothing with the saved model and exits cleanly."""
+    import shutil
+
+    data = tmp_path / "empty"
+    data.mkdir()
+    make_table(40).iloc[:0].to_parquet(data / "part-0.parquet", index=False)
+    model = tmp_path / "model"
+    shutil.copytree(trained["cfg"].model_dir, model)
+    before = snapshot(model)
+    report = pipeline.run(spark, parse_config(job_dict(tmp_path, str(data), model_dir=str(model))))
+    assert report.output_rows == 0 and report.manifest["input_rows"] == 0
+    assert snapshot(model) == before  # the model was not retrained or touched
+    assert spark.read.parquet(str(tmp_path / "out")).count() == 0
+
+
 def test_rerun_replaces_never_duplicates(spark, trained, dataset, tmp_path: Path) -> None:
     cfg = parse_config(job_dict(tmp_path, dataset[1], model_dir=trained["cfg"].model_dir))
     pipeline.score(spark, cfg)
