@@ -26,6 +26,7 @@ from adspark.schema import (
     Roles,
     check_against_artifact,
     check_no_missing,
+    column,
     input_schema_record,
     output_columns,
     resolve_roles,
@@ -107,7 +108,7 @@ def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[s
     """The output columns plus the scores; sequence models score each event in its stream's order."""
     if artifact.kind == "lstm":
         scored = score_sequences(spark, df, artifact, ids)
-        return scored.select(*[f"`{c}`" for c in cols], SCORE_COL, FLAG_COL)
+        return scored.select(*[column(c) for c in cols], SCORE_COL, FLAG_COL)
     return score_dataframe(spark, df, artifact, keep=cols)
 
 

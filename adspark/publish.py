@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from adspark.config import OutputConfig
 from adspark.errors import OutputError
 from adspark.io import HadoopPath
-from adspark.schema import FLAG_COL, SCORE_COL, not_finite
+from adspark.schema import FLAG_COL, SCORE_COL, column, not_finite
 
 log = logging.getLogger("adspark.publish")
 RUN_MANIFEST = "_adspark_run.json"
@@ -47,7 +47,7 @@ class Fingerprint:
 def _fingerprint_exprs(ids: list[str]) -> list[Column]:
     exprs = [F.count(F.lit(1)).alias("rows")]
     if ids:
-        row_hash = F.xxhash64(*[F.col(f"`{c}`") for c in ids]).cast("decimal(20,0)")
+        row_hash = F.xxhash64(*[column(c) for c in ids]).cast("decimal(20,0)")
         exprs.append(F.sum(row_hash).cast("string").alias("id_checksum"))
     return exprs
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from adspark.schema import Roles, feature_columns
+from adspark.schema import Roles, column, feature_columns
 
 log = logging.getLogger("adspark.sample")
 _KEY = "__adspark_sample_key"
@@ -23,7 +23,7 @@ def training_sample(df: DataFrame, roles: Roles, max_rows: int, seed: int, total
     features = df.select(*feature_columns(roles.numeric, roles.categorical))
     if total_rows <= max_rows:
         return features.toArrow()
-    key = F.xxhash64(*[F.col(f"`{c}`") for c in roles.features], F.lit(seed)) % F.lit(2**62)
+    key = F.xxhash64(*[column(c) for c in roles.features], F.lit(seed)) % F.lit(2**62)
     keyed = features.withColumn(_KEY, F.abs(key))
     # Pre-filter to ~1.2x the sample by hash range, then take exactly max_rows by
     # hash order: cheap at any table size, and independent of partitioning.

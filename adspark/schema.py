@@ -94,13 +94,13 @@ def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
 def _check_ordering(entity: list[str], timestamp: str | None, fields: dict[str, T.DataType]) -> None:
     _require_present(entity, "columns.entity", fields)
     for name in entity:
-        if isinstance(fields[name], ENTITY_EXCLUDED_TYPES):
+        if not _type_ok("entity", fields[name]):
             raise SchemaError(f"column {name!r} (columns.entity) has type {_type_name(fields[name])}, which cannot "
                               "identify a stream; use atomic columns")
     if timestamp is None:
         return
     _require_present([timestamp], "columns.timestamp", fields)
-    if not isinstance(fields[timestamp], TIMESTAMP_TYPES):
+    if not _type_ok("timestamp", fields[timestamp]):
         raise SchemaError(f"column {timestamp!r} (columns.timestamp) has type {_type_name(fields[timestamp])}; it "
                           "must be a timestamp, a date or a number")
 
@@ -125,9 +125,7 @@ def check_against_artifact(expected: list[dict[str, str]], schema: T.StructType,
             raise SchemaError(
                 f"column {name!r} ({role} column of the model in {model_dir}) is not in the input table"
             )
-        ok = _ROLE_TYPES.get(role, CATEGORICAL_TYPES)
-        bad = isinstance(fields[name], ENTITY_EXCLUDED_TYPES) if role == "entity" else not isinstance(fields[name], ok)
-        if bad:
+        if not _type_ok(role, fields[name]):
             raise SchemaError(
                 f"column {name!r} has type {_type_name(fields[name])} but the model in {model_dir} was trained "
                 f"on it as a {role} column of type {col['type']}"
@@ -142,15 +140,23 @@ _ROLE_TYPES: dict[str, tuple[type[T.DataType], ...]] = {
 }
 
 
+def _type_ok(role: str, dtype: T.DataType) -> bool:
+    """Whether a column of this type can play this role (an entity: anything hashable)."""
+    if role == "entity":
+        return not isinstance(dtype, ENTITY_EXCLUDED_TYPES)
+    return isinstance(dtype, _ROLE_TYPES.get(role, CATEGORICAL_TYPES))
+
+
 def feature_columns(numeric: list[str], categorical: list[str]) -> list[Column]:
     """Features cast on the JVM side, so Python receives only float64 and string arrays."""
-    num = [F.col(_quote(n)).cast("double").alias(n) for n in numeric]
-    cat = [F.col(_quote(n)).cast("string").alias(n) for n in categorical]
+    num = [column(n).cast("double").alias(n) for n in numeric]
+    cat = [column(n).cast("string").alias(n) for n in categorical]
     return num + cat
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+def column(name: str) -> Column:
+    """A column by its exact name, even one with dots or backticks in it."""
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def output_columns(cfg: JobConfig, df: DataFrame, ids: list[str]) -> list[str]:
@@ -170,7 +176,7 @@ def check_no_missing(df: DataFrame, numeric: list[str]) -> None:
         return
     exprs = []
     for name in numeric:
-        bad = not_finite(F.col(_quote(name)).cast("double"))
+        bad = not_finite(column(name).cast("double"))
         exprs.append(F.sum(bad.cast("long")).alias(name))
     row = df.agg(*exprs).first()
     if row is None:

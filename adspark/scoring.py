@@ -31,7 +31,7 @@ from pyspark.sql.pandas.functions import ArrowUDFType
 
 from adspark.artifact import Artifact
 from adspark.runtime import batch_scorer
-from adspark.schema import FLAG_COL, SCORE_COL, feature_columns
+from adspark.schema import FLAG_COL, SCORE_COL, column, feature_columns
 
 ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
@@ -50,25 +50,27 @@ def _features(artifact: Artifact) -> list[Column]:
     return feature_columns(_feature_names(artifact, "numeric"), _feature_names(artifact, "categorical"))
 
 
-def _broadcast(spark: SparkSession, artifact: Artifact) -> Broadcast[tuple[str, dict[str, bytes]]]:
+def broadcast_artifact(spark: SparkSession, artifact: Artifact) -> Broadcast[tuple[str, dict[str, bytes]]]:
+    """The artifact as (manifest JSON, {file: bytes}), for runtime.unpack_payload on the executors."""
     return spark.sparkContext.broadcast((json.dumps(artifact.manifest), artifact.files))
 
 
-def _col(name: str) -> Column:
-    return F.col("`" + name.replace("`", "``") + "`")
+def scalar_iter_udf(body: Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]) -> Any:
+    """A double-valued Arrow UDF (iterator form) around `body`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # prefers type hints; the closure has none at runtime
+        return F.arrow_udf(body, "double", ArrowUDFType.SCALAR_ITER)
 
 
-def _flagged(scored: DataFrame, artifact: Artifact) -> DataFrame:
+def with_flag(scored: DataFrame, artifact: Artifact) -> DataFrame:
+    """`is_anomaly` = `anomaly_score` > the artifact's threshold, on the JVM side."""
     return scored.withColumn(FLAG_COL, F.col(SCORE_COL) > F.lit(artifact.threshold))
 
 
 def score_with_udf(spark: SparkSession, df: DataFrame, artifact: Artifact) -> DataFrame:
     """`df` with `anomaly_score` (double) and `is_anomaly` (boolean) appended, through the Arrow UDF."""
-    payload = _broadcast(spark, artifact)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # prefers type hints; the closure has none at runtime
-        udf = F.arrow_udf(batch_scorer(artifact.digest, payload), "double", ArrowUDFType.SCALAR_ITER)
-    return _flagged(df.withColumn(SCORE_COL, udf(F.struct(*_features(artifact)))), artifact)
+    udf = scalar_iter_udf(batch_scorer(artifact.digest, broadcast_artifact(spark, artifact)))
+    return with_flag(df.withColumn(SCORE_COL, udf(F.struct(*_features(artifact)))), artifact)
 
 
 def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
@@ -97,9 +99,9 @@ def score_passing(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: 
     fields = {f.name: f for f in df.schema.fields}
     features = [c.alias(f"_adspark_feature_{i}") for i, c in enumerate(_features(artifact))]
     out = T.StructType([fields[c] for c in keep] + [T.StructField(SCORE_COL, T.DoubleType(), True)])
-    body = map_scorer(artifact.digest, _broadcast(spark, artifact), len(keep), out.names)
-    scored = df.select(*[_col(c) for c in keep], *features).mapInArrow(body, out)
-    return _flagged(scored, artifact)
+    body = map_scorer(artifact.digest, broadcast_artifact(spark, artifact), len(keep), out.names)
+    scored = df.select(*[column(c) for c in keep], *features).mapInArrow(body, out)
+    return with_flag(scored, artifact)
 
 
 def arrow_safe(fields: list[T.StructField]) -> bool:
@@ -128,4 +130,4 @@ def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep
     use = MAP_IN_ARROW_NARROW if narrow else MAP_IN_ARROW_FULL_WIDTH
     if use and arrow_safe([fields[c] for c in keep]):
         return score_passing(spark, df, artifact, keep)
-    return score_with_udf(spark, df, artifact).select(*[_col(c) for c in keep], SCORE_COL, FLAG_COL)
+    return score_with_udf(spark, df, artifact).select(*[column(c) for c in keep], SCORE_COL, FLAG_COL)

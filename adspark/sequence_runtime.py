@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from adspark.features import CODE_PAD
+from adspark.features import CODE_PAD, Preprocessor
 from adspark.runtime import Scorer, _session, cached_scorer, inject_fault, unpack_payload
 
 # Column of the int64 stream key the scorer receives first in every batch.
@@ -88,6 +88,13 @@ def stream_windows(
     return feeds
 
 
+def numeric_input(preprocessor: Preprocessor, num: np.ndarray) -> np.ndarray:
+    """The network's numeric input: the clipped block plus a padding-flag channel (0 for real events)."""
+    x = np.zeros((len(num), num.shape[1] + 1), dtype=np.float32)
+    x[:, : num.shape[1]] = preprocessor.network_input(num)
+    return x
+
+
 def numeric_z(num: np.ndarray, out: np.ndarray, width: int, sigma_min: float) -> np.ndarray:
     """Standardised prediction errors (x - mean) / spread from the network's [mean | raw spread] columns."""
     spread = np.logaddexp(0.0, out[:, width : 2 * width]) + sigma_min  # softplus
@@ -119,9 +126,7 @@ class LstmScorer(Scorer):
     def encode(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(unclipped numeric block, network numeric input with padding channel, codes)."""
         num, codes = self.preprocessor.numeric_and_codes(arrays)
-        x = np.zeros((len(num), self.width + 1), dtype=np.float32)
-        x[:, : self.width] = self.preprocessor.network_input(num)
-        return num, x, codes
+        return num, numeric_input(self.preprocessor, num), codes
 
     def score_events(
         self, keys: np.ndarray, arrays: list[pa.Array] | list[pa.ChunkedArray], history: History

@@ -19,19 +19,17 @@ and does not depend on partitioning.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import warnings
 
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.pandas.functions import ArrowUDFType
 
 from adspark.artifact import Artifact
-from adspark.schema import FLAG_COL, SCORE_COL, Roles, feature_columns
+from adspark.schema import SCORE_COL, Roles, column, feature_columns
+from adspark.scoring import broadcast_artifact, scalar_iter_udf, with_flag
 from adspark.sequence_runtime import STREAM_COL, sequence_batch_scorer
 
 log = logging.getLogger("adspark.sequences")
@@ -41,37 +39,33 @@ _UNIT_COL = "__adspark_unit"
 PIECE_WINDOWS = 16
 
 
-def _col(name: str) -> Column:
-    return F.col("`" + name.replace("`", "``") + "`")
-
-
 def stream_key(entity: list[str]) -> Column:
     """int64 stream key: a hash of the entity columns (collisions matter only between neighbours in sort order)."""
-    return F.xxhash64(*[_col(c) for c in entity]) if entity else F.lit(0).cast("long")
+    return F.xxhash64(*[column(c) for c in entity]) if entity else F.lit(0).cast("long")
 
 
 def tie_breaker(df: DataFrame, ids: list[str]) -> Column:
     """A hash of the id columns, then of every other hashable column: equal rows may swap, nothing else can."""
     hashable = [f.name for f in df.schema.fields if not isinstance(f.dataType, T.MapType)]
-    return F.xxhash64(*[_col(c) for c in ids + [c for c in hashable if c not in ids]])
+    return F.xxhash64(*[column(c) for c in ids + [c for c in hashable if c not in ids]])
 
 
 def with_order(df: DataFrame, roles: Roles) -> tuple[DataFrame, list[Column]]:
     """`df` plus the stream key and tie-breaker columns, and the sort order of one stream."""
     assert roles.timestamp is not None
     keyed = df.withColumn(STREAM_COL, stream_key(roles.entity)).withColumn(TIE_COL, tie_breaker(df, roles.ids))
-    order = [F.col(STREAM_COL), *[_col(c).asc_nulls_first() for c in roles.entity]]
-    order += [_col(roles.timestamp).asc_nulls_first(), F.col(TIE_COL)]
+    order = [F.col(STREAM_COL), *[column(c).asc_nulls_first() for c in roles.entity]]
+    order += [column(roles.timestamp).asc_nulls_first(), F.col(TIE_COL)]
     return keyed, order
 
 
 def _time_number(df: DataFrame, ts: str) -> Column:
     dtype = df.schema[ts].dataType
     if isinstance(dtype, T.TimestampType | T.TimestampNTZType):
-        return F.unix_micros(_col(ts).cast("timestamp")).cast("double")
+        return F.unix_micros(column(ts).cast("timestamp")).cast("double")
     if isinstance(dtype, T.DateType):
-        return F.unix_date(_col(ts)).cast("double")
-    return _col(ts).cast("double")
+        return F.unix_date(column(ts)).cast("double")
+    return column(ts).cast("double")
 
 
 def sequence_sample(df: DataFrame, roles: Roles, max_rows: int, seed: int, total_rows: int, window: int) -> pa.Table:
@@ -107,13 +101,9 @@ def score_sequences(spark: SparkSession, df: DataFrame, artifact: Artifact, ids:
     keyed, order = with_order(df, roles)
     spread = keyed.repartition(F.col(STREAM_COL)) if roles.entity else keyed.repartition(1)
     ordered = spread.sortWithinPartitions(*order)
-    payload = spark.sparkContext.broadcast((json.dumps(artifact.manifest), artifact.files))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        body = sequence_batch_scorer(artifact.digest, payload)
-        # Nondeterministic: the optimizer must not move the UDF away from the sorted order it relies on.
-        udf = F.arrow_udf(body, "double", ArrowUDFType.SCALAR_ITER).asNondeterministic()
+    body = sequence_batch_scorer(artifact.digest, broadcast_artifact(spark, artifact))
+    # Nondeterministic: the optimizer must not move the UDF away from the sorted order it relies on.
+    udf = scalar_iter_udf(body).asNondeterministic()
     features = feature_columns(roles.numeric, roles.categorical)
     scored = ordered.withColumn(SCORE_COL, udf(F.struct(F.col(STREAM_COL), *features)))
-    scored = scored.drop(STREAM_COL, TIE_COL)
-    return scored.withColumn(FLAG_COL, F.col(SCORE_COL) > F.lit(artifact.threshold))
+    return with_flag(scored.drop(STREAM_COL, TIE_COL), artifact)

@@ -30,7 +30,6 @@ import numpy as np
 import pyarrow as pa
 
 from adspark.errors import TrainingError
-from adspark.features import CODE_PAD
 from adspark.models.autoencoder import export_onnx_inputs
 from adspark.models.base import Detector, import_keras
 from adspark.runtime import Scorer
@@ -42,6 +41,7 @@ from adspark.sequence_runtime import (
     LstmScorer,
     categorical_input,
     current_input,
+    numeric_input,
     numeric_z,
     stream_windows,
 )
@@ -134,9 +134,7 @@ class LstmDetector(Detector):
         pre = self.preprocessor
         num, codes = pre.numeric_and_codes(arrays)
         width, window = num.shape[1], self.cfg.model.window
-        x = np.zeros((len(num), width + 1), dtype=np.float32)
-        x[:, :width] = pre.network_input(num)
-        feeds = stream_windows(keys, x, codes, 0, window, with_current=width > 0)
+        feeds = stream_windows(keys, numeric_input(pre, num), codes, 0, window, with_current=width > 0)
         assert pre.categorical_ is not None
         vocab = [s.vocabulary_size for s in pre.categorical_]
         hidden = self.cfg.model.hidden or [32]
@@ -170,7 +168,11 @@ class LstmDetector(Detector):
             nll.append(max(NLL_SCALE_FLOOR, float(np.mean(np.minimum(-logp, NLL_CAP)))))
             never_seen.append(np.flatnonzero(np.bincount(codes[:, j], minlength=v) == 0).tolist())
             offset += v
-        num_w, cat_w = self._column_weights(width, len(vocab))
+        # Equal share per input column, as for the autoencoder; with no one-hot, each
+        # categorical column's share is the sum over its four (other/unseen/null/rarity) features.
+        weights = self.preprocessor.feature_weights_
+        cat_w = weights[width:].reshape(len(vocab), -1).sum(axis=1) if vocab else np.zeros(0)
+        num_w = weights[:width]
         return {
             "onnx_files": ["lstm.onnx"],
             "window": window,
@@ -183,17 +185,7 @@ class LstmDetector(Detector):
             "nll_scale": nll,
             "categorical_weights": cat_w.tolist(),
             "never_seen_codes": never_seen,
-            "padding_code": CODE_PAD,
         }
-
-    def _column_weights(self, width: int, cats: int) -> tuple[np.ndarray, np.ndarray]:
-        """An equal share per input column; a numeric column's share is split with its missing indicator."""
-        pre = self.preprocessor
-        assert pre.numeric_ is not None
-        owners = [s.name for s in pre.numeric_] + [s.name for s in pre.numeric_ if s.indicator]
-        columns = len(pre.numeric_) + cats
-        num_w = np.array([1.0 / (owners.count(o) * columns) for o in owners]) if width else np.zeros(0)
-        return num_w, np.full(cats, 1.0 / columns)
 
     def _train(self, model: Any, feeds: dict[str, np.ndarray], targets: list[np.ndarray], width: int) -> dict[str, Any]:
         keras = import_keras()
