@@ -41,6 +41,12 @@ ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 MAP_IN_ARROW_NARROW = True
 MAP_IN_ARROW_FULL_WIDTH = False
 
+ARROW_MAX_BYTES = "spark.sql.execution.arrow.maxBytesPerBatch"
+ARROW_MAX_RECORDS = "spark.sql.execution.arrow.maxRecordsPerBatch"
+SPARK_MAX_BYTES = 64 * 1024 * 1024  # Spark's default for ARROW_MAX_BYTES
+NO_BYTE_CHECK = 2**31 - 1  # Int.MaxValue: the one value at which Spark skips the per-row size check
+FIXED_WIDTH = (T.NumericType, T.BooleanType, T.DateType, T.TimestampType, T.TimestampNTZType)
+
 
 def _feature_names(artifact: Artifact, role: str) -> list[str]:
     return [c["name"] for c in artifact.input_schema if c["role"] == role]
@@ -48,6 +54,31 @@ def _feature_names(artifact: Artifact, role: str) -> list[str]:
 
 def _features(artifact: Artifact) -> list[Column]:
     return feature_columns(_feature_names(artifact, "numeric"), _feature_names(artifact, "categorical"))
+
+
+def _bytes_setting(value: str) -> int | None:
+    try:
+        return int(value.lower().removesuffix("b"))
+    except ValueError:  # "64m" and the like: a unit the user wrote, so the user's choice
+        return None
+
+
+def size_arrow_batches(spark: SparkSession, crossing: DataFrame) -> None:
+    """Bound Arrow batches of fixed-width columns by their row count alone.
+
+    Spark 4 measures an Arrow batch's bytes after every row it appends unless
+    maxBytesPerBatch is exactly Int.MaxValue; on 30 doubles that check was 7% of
+    the JVM's CPU (bench/README.md, "JVM profile"). When every column crossing
+    into Python is fixed-width, maxRecordsPerBatch already bounds a batch's bytes,
+    so the check is switched off; with strings, or without a row limit, Spark's
+    default stays. A byte limit the user set is never touched.
+    """
+    current = _bytes_setting(str(spark.conf.get(ARROW_MAX_BYTES)))
+    if current not in (SPARK_MAX_BYTES, NO_BYTE_CHECK):
+        return
+    row_limited = int(str(spark.conf.get(ARROW_MAX_RECORDS))) > 0
+    fixed = all(isinstance(f.dataType, FIXED_WIDTH) for f in crossing.schema.fields)
+    spark.conf.set(ARROW_MAX_BYTES, str(NO_BYTE_CHECK if fixed and row_limited else SPARK_MAX_BYTES))
 
 
 def broadcast_artifact(spark: SparkSession, artifact: Artifact) -> Broadcast[tuple[str, dict[str, bytes]]]:
@@ -70,7 +101,9 @@ def with_flag(scored: DataFrame, artifact: Artifact) -> DataFrame:
 def score_with_udf(spark: SparkSession, df: DataFrame, artifact: Artifact) -> DataFrame:
     """`df` with `anomaly_score` (double) and `is_anomaly` (boolean) appended, through the Arrow UDF."""
     udf = scalar_iter_udf(batch_scorer(artifact.digest, broadcast_artifact(spark, artifact)))
-    return with_flag(df.withColumn(SCORE_COL, udf(F.struct(*_features(artifact)))), artifact)
+    features = _features(artifact)
+    size_arrow_batches(spark, df.select(*features))
+    return with_flag(df.withColumn(SCORE_COL, udf(F.struct(*features))), artifact)
 
 
 def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
@@ -100,8 +133,9 @@ def score_passing(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: 
     features = [c.alias(f"_adspark_feature_{i}") for i, c in enumerate(_features(artifact))]
     out = T.StructType([fields[c] for c in keep] + [T.StructField(SCORE_COL, T.DoubleType(), True)])
     body = map_scorer(artifact.digest, broadcast_artifact(spark, artifact), len(keep), out.names)
-    scored = df.select(*[column(c) for c in keep], *features).mapInArrow(body, out)
-    return with_flag(scored, artifact)
+    crossing = df.select(*[column(c) for c in keep], *features)
+    size_arrow_batches(spark, crossing)
+    return with_flag(crossing.mapInArrow(body, out), artifact)
 
 
 def arrow_safe(fields: list[T.StructField]) -> bool:

@@ -12,7 +12,16 @@ from adspark.config import parse_config
 from adspark.errors import ArtifactError, SchemaError
 from adspark.sampling import training_sample
 from adspark.schema import resolve_roles
-from adspark.scoring import score_dataframe, score_passing, score_with_udf
+from adspark.scoring import (
+    ARROW_MAX_BYTES,
+    ARROW_MAX_RECORDS,
+    NO_BYTE_CHECK,
+    SPARK_MAX_BYTES,
+    score_dataframe,
+    score_passing,
+    score_with_udf,
+    size_arrow_batches,
+)
 from tests.conftest import N_OUTLIERS, driver_scores, job_dict, make_table, snapshot, write_parquet
 
 
@@ -236,3 +245,22 @@ def test_scores_only_output(spark, scored, trained, dataset, tmp_path: Path) -> 
     m = json.loads((Path(cfg.output.path) / "_adspark_run.json").read_text())
     assert m["input_rows"] == m["output_rows"] == len(out) and m["flagged"] == int(out["is_anomaly"].sum())
     assert m["id_checksum"] == report.manifest["id_checksum"] is not None
+
+
+def test_arrow_byte_check_is_off_only_for_row_limited_fixed_width_batches(spark) -> None:
+    df = spark.range(3).selectExpr("id", "cast(id as double) x", "cast(id as string) s", "current_date() d")
+    try:
+        size_arrow_batches(spark, df.select("id", "x", "d"))
+        assert spark.conf.get(ARROW_MAX_BYTES) == str(NO_BYTE_CHECK)
+        size_arrow_batches(spark, df.select("x", "s"))  # strings: only the byte limit bounds a batch
+        assert spark.conf.get(ARROW_MAX_BYTES) == str(SPARK_MAX_BYTES)
+        spark.conf.set(ARROW_MAX_RECORDS, "0")  # no row limit
+        size_arrow_batches(spark, df.select("x"))
+        assert spark.conf.get(ARROW_MAX_BYTES) == str(SPARK_MAX_BYTES)
+        spark.conf.unset(ARROW_MAX_RECORDS)
+        spark.conf.set(ARROW_MAX_BYTES, "1048576")  # the user's own limit stays
+        size_arrow_batches(spark, df.select("x"))
+        assert spark.conf.get(ARROW_MAX_BYTES) == "1048576"
+    finally:
+        spark.conf.unset(ARROW_MAX_BYTES)
+        spark.conf.unset(ARROW_MAX_RECORDS)
