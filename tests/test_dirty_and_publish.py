@@ -165,6 +165,8 @@ def test_fingerprint_catches_a_row_swapped_for_a_duplicate(spark) -> None:
     with pytest.raises(OutputError, match="2 rows have a non-finite"):
         _verify(OutputStats(good, 1, 2, {}), good)
     assert fingerprint(ids, []) == Fingerprint(100, None)
+    hashes = [r[0] for r in ids.selectExpr("xxhash64(txn_id)").collect()]
+    assert good.id_checksum == str(sum(h % 2**64 for h in hashes))  # the exact unsigned sum, no overflow
 
 
 def test_scores_only_output_carries_the_partition_columns(spark, trained, tmp_path: Path) -> None:
