@@ -6,6 +6,8 @@ Uses the table and model that `bench/score_vs_copy.py` prepared in the workdir
 (2M rows x 30 doubles + id, an adspark autoencoder). Prints:
 - cold start: a fresh Python process importing the scoring runtime, building the
   onnxruntime session from the artifact bytes and scoring its first 10k-row batch;
+  and, inside Spark, a fresh session's Python workers: the time from a worker's
+  fork (and from its pyspark daemon's start) to its first scored Arrow batch;
 - peak RSS of the Python worker processes during a real `adspark score` run
   (VmHWM from /proc, polled), and of a standalone process scoring all 2M rows;
 - scoring-stage time for N and 4N rows in one warm Spark session (linearity).
@@ -19,7 +21,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 COLD_START = """
 import time; t0 = time.perf_counter()
@@ -98,6 +102,61 @@ def worker_memory(workdir: Path, model: str, data: str) -> None:
     print(f"peak RSS of a Spark Python worker during `adspark score` (2M rows, local[2]): {peak[0]:.0f} MB")
 
 
+def _since_boot(pid: int | str) -> float:
+    """Seconds from boot to the start of process `pid` (/proc clock ticks)."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def _stamp(folder: str, entered: float, arrived: float) -> None:
+    """In a Spark Python worker, once: seconds from its fork to entering the UDF, to its first
+    input batch and to that batch scored, and from its daemon's start to the batch scored."""
+    now, forked = _uptime(), _since_boot("self")
+    target = Path(folder) / f"{os.getpid()}.txt"
+    if not target.exists():
+        target.write_text(f"{now - forked:.3f} {entered - forked:.3f} {arrived - forked:.3f} "
+                          f"{now - _since_boot(os.getppid()):.3f}")
+
+
+def spark_cold_start(spark: Any, art: Any, data: str) -> None:
+    """First-batch latency of the fresh Python workers of a fresh session (run it as the first Python job)."""
+    import tempfile
+
+    from pyspark.sql import functions as F
+
+    from adspark.runtime import batch_scorer
+    from adspark.schema import feature_columns
+    from adspark.scoring import broadcast_artifact, scalar_iter_udf
+
+    body, folder = batch_scorer(art.digest, broadcast_artifact(spark, art)), tempfile.mkdtemp()
+
+    def timed(batches: Iterator[Any]) -> Iterator[Any]:
+        entered, arrived = _uptime(), [0.0]
+
+        def noted(source: Iterator[Any]) -> Iterator[Any]:
+            for batch in source:
+                arrived[0] = arrived[0] or _uptime()
+                yield batch
+
+        for i, scores in enumerate(body(noted(batches))):
+            if i == 0:
+                _stamp(folder, entered, arrived[0])
+            yield scores
+
+    names = {r: [c["name"] for c in art.input_schema if c["role"] == r] for r in ("numeric", "categorical")}
+    features = F.struct(*feature_columns(names["numeric"], names["categorical"]))
+    spark.read.parquet(data).select(scalar_iter_udf(timed)(features)).write.format("noop").mode("overwrite").save()
+    runs = sorted(tuple(map(float, p.read_text().split())) for p in Path(folder).glob("*.txt"))
+    for scored, entered, arrived, daemon in runs:
+        print(f"cold start in Spark, a fresh worker: first batch scored {scored:.2f} s after the worker's fork "
+              f"({daemon:.2f} s after its pyspark daemon started); the UDF was entered at {entered:.2f} s, "
+              f"its first Arrow batch arrived at {arrived:.2f} s")
+
+
 def linearity(workdir: Path, model: str, data: str) -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from adspark import pipeline
@@ -107,10 +166,11 @@ def linearity(workdir: Path, model: str, data: str) -> None:
 
     cfg = parse_config({"columns": {"id": ["txn_id"]}, "model_dir": model, "spark": {"spark.master": "local[2]"}})
     spark = get_spark(cfg)
+    art = load_artifact(model)
+    spark_cold_start(spark, art, data)
     quarter = str(workdir / "data-quarter")
     if not Path(quarter).exists():
         spark.read.parquet(data).where("txn_id % 4 = 0").write.parquet(quarter)
-    art = load_artifact(model)
     out = cfg.output.model_copy(update={"path": str(workdir / "out" / "lin")})
     times: dict[str, list[float]] = {"N/4": [], "N": []}
     for _ in range(3):
