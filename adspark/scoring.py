@@ -52,7 +52,8 @@ def _feature_names(artifact: Artifact, role: str) -> list[str]:
     return [c["name"] for c in artifact.input_schema if c["role"] == role]
 
 
-def _features(artifact: Artifact) -> list[Column]:
+def model_features(artifact: Artifact) -> list[Column]:
+    """The artifact's feature columns as they cross into Python (cast on the JVM side)."""
     return feature_columns(_feature_names(artifact, "numeric"), _feature_names(artifact, "categorical"))
 
 
@@ -98,12 +99,16 @@ def with_flag(scored: DataFrame, artifact: Artifact) -> DataFrame:
     return scored.withColumn(FLAG_COL, F.col(SCORE_COL) > F.lit(artifact.threshold))
 
 
+def with_score(spark: SparkSession, df: DataFrame, udf: Any, crossing: list[Column]) -> DataFrame:
+    """`df` plus `anomaly_score` = `udf` over the `crossing` columns packed in one struct."""
+    size_arrow_batches(spark, df.select(*crossing))
+    return df.withColumn(SCORE_COL, udf(F.struct(*crossing)))
+
+
 def score_with_udf(spark: SparkSession, df: DataFrame, artifact: Artifact) -> DataFrame:
     """`df` with `anomaly_score` (double) and `is_anomaly` (boolean) appended, through the Arrow UDF."""
     udf = scalar_iter_udf(batch_scorer(artifact.digest, broadcast_artifact(spark, artifact)))
-    features = _features(artifact)
-    size_arrow_batches(spark, df.select(*features))
-    return with_flag(df.withColumn(SCORE_COL, udf(F.struct(*features))), artifact)
+    return with_flag(with_score(spark, df, udf, model_features(artifact)), artifact)
 
 
 def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
@@ -130,7 +135,7 @@ def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
 def score_passing(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str]) -> DataFrame:
     """`keep` columns of `df` (unchanged), then `anomaly_score` and `is_anomaly`, through mapInArrow."""
     fields = {f.name: f for f in df.schema.fields}
-    features = [c.alias(f"_adspark_feature_{i}") for i, c in enumerate(_features(artifact))]
+    features = [c.alias(f"_adspark_feature_{i}") for i, c in enumerate(model_features(artifact))]
     out = T.StructType([fields[c] for c in keep] + [T.StructField(SCORE_COL, T.DoubleType(), True)])
     body = map_scorer(artifact.digest, broadcast_artifact(spark, artifact), len(keep), out.names)
     crossing = df.select(*[column(c) for c in keep], *features)

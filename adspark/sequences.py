@@ -28,8 +28,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from adspark.artifact import Artifact
-from adspark.schema import SCORE_COL, Roles, column, feature_columns
-from adspark.scoring import broadcast_artifact, scalar_iter_udf, size_arrow_batches, with_flag
+from adspark.schema import Roles, column, feature_columns
+from adspark.scoring import broadcast_artifact, scalar_iter_udf, with_flag, with_score
 from adspark.sequence_runtime import STREAM_COL, sequence_batch_scorer
 
 log = logging.getLogger("adspark.sequences")
@@ -104,7 +104,5 @@ def score_sequences(spark: SparkSession, df: DataFrame, artifact: Artifact, ids:
     body = sequence_batch_scorer(artifact.digest, broadcast_artifact(spark, artifact))
     # Nondeterministic: the optimizer must not move the UDF away from the sorted order it relies on.
     udf = scalar_iter_udf(body).asNondeterministic()
-    crossing = [F.col(STREAM_COL), *feature_columns(roles.numeric, roles.categorical)]
-    size_arrow_batches(spark, ordered.select(*crossing))
-    scored = ordered.withColumn(SCORE_COL, udf(F.struct(*crossing)))
+    scored = with_score(spark, ordered, udf, [F.col(STREAM_COL), *feature_columns(roles.numeric, roles.categorical)])
     return with_flag(scored.drop(STREAM_COL, TIE_COL), artifact)

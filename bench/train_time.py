@@ -27,7 +27,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from score_vs_copy import ensure_data, run_timed
+from score_vs_copy import Paths, ensure_data, run_timed
 
 EPOCH_LINE = re.compile(r"^(\S+ \S+) INFO adspark\.train: autoencoder\[0\] epoch (\d+)/\d+")
 
@@ -68,7 +68,7 @@ def one_run(workdir: Path, data: Path, index: int) -> dict[str, float]:
 
 def main() -> int:
     args = _args()
-    data = args.workdir / f"data-{args.rows}"
+    data = Paths(args.workdir, args.rows).data
     if ensure_data(data, args.rows, args.files, args.seed):
         print(f"wrote {args.rows:,} rows to {data}")
     runs = []

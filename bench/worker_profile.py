@@ -129,8 +129,7 @@ def spark_cold_start(spark: Any, art: Any, data: str) -> None:
     from pyspark.sql import functions as F
 
     from adspark.runtime import batch_scorer
-    from adspark.schema import feature_columns
-    from adspark.scoring import broadcast_artifact, scalar_iter_udf
+    from adspark.scoring import broadcast_artifact, model_features, scalar_iter_udf
 
     body, folder = batch_scorer(art.digest, broadcast_artifact(spark, art)), tempfile.mkdtemp()
 
@@ -147,8 +146,7 @@ def spark_cold_start(spark: Any, art: Any, data: str) -> None:
                 _stamp(folder, entered, arrived[0])
             yield scores
 
-    names = {r: [c["name"] for c in art.input_schema if c["role"] == r] for r in ("numeric", "categorical")}
-    features = F.struct(*feature_columns(names["numeric"], names["categorical"]))
+    features = F.struct(*model_features(art))
     spark.read.parquet(data).select(scalar_iter_udf(timed)(features)).write.format("noop").mode("overwrite").save()
     runs = sorted(tuple(map(float, p.read_text().split())) for p in Path(folder).glob("*.txt"))
     for scored, entered, arrived, daemon in runs:
