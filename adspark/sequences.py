@@ -28,9 +28,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from adspark.artifact import Artifact
+from adspark.runtime.sequence import STREAM_COL, sequence_batch_scorer
 from adspark.schema import Roles, column, feature_columns
 from adspark.scoring import broadcast_artifact, scalar_iter_udf, with_flag, with_score
-from adspark.sequence_runtime import STREAM_COL, sequence_batch_scorer
 
 log = logging.getLogger("adspark.sequences")
 TIE_COL = "__adspark_tie"

@@ -311,7 +311,7 @@ def run_lstm(data: Dataset, seed: int, override: dict[str, Any], window: int) ->
     """
     from adspark.models import make_detector
     from adspark.models.base import import_keras
-    from adspark.sequence_runtime import STREAM_COL
+    from adspark.runtime.sequence import STREAM_COL
 
     assert data.streams is not None
     train = {"epochs": LSTM_W320_EPOCHS} if window > LSTM_WINDOWS["lstm"] else {}

@@ -88,7 +88,7 @@ def test_exported_graph_is_batch_invariant(activation: str) -> None:
     """Every activation the config allows: the raw ONNX output of a row does not depend on its batch."""
     from adspark.models.autoencoder import export_onnx
     from adspark.models.gan import build_networks
-    from adspark.runtime import _session
+    from adspark.runtime import onnx_session as _session
 
     nets = build_networks(23, [16, 4], 4, [16, 8], activation)
     session = _session(export_onnx(nets.scoring, 23), "t.onnx")

@@ -20,7 +20,7 @@ from adspark.config import parse_config
 from adspark.errors import ConfigError, SchemaError
 from adspark.models import make_detector
 from adspark.models.lstm import model_input
-from adspark.sequence_runtime import STREAM_COL, stream_windows
+from adspark.runtime.sequence import STREAM_COL, stream_windows
 from tests.conftest import REPO, write_parquet
 
 TEMPLATES = 8

@@ -33,7 +33,7 @@ from adspark.errors import TrainingError
 from adspark.models.autoencoder import export_onnx_inputs
 from adspark.models.base import Detector, import_keras
 from adspark.runtime import Scorer
-from adspark.sequence_runtime import (
+from adspark.runtime.sequence import (
     NLL_CAP,
     NUMERIC_INPUT,
     SIGMA_MIN,

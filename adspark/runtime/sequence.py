@@ -1,6 +1,6 @@
 """Executor-side scoring of event streams with the LSTM next-event model.
 
-Needs only numpy, pyarrow and onnxruntime, like adspark.runtime. Events arrive
+Needs only numpy, pyarrow and onnxruntime, like the rest of adspark.runtime. Events arrive
 in stream order (Spark sorts each partition by stream, then timestamp), each with
 an int64 stream key. For every event the scorer builds the window of the
 `window` events before it in the same stream, left-padded when the stream has
@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from adspark.features import CODE_PAD, Preprocessor
-from adspark.runtime import Scorer, _session, cached_scorer, inject_fault, unpack_payload
+from adspark.runtime.base import Scorer, cached_scorer, inject_fault, onnx_session, unpack_payload
 
 # Column of the int64 stream key the scorer receives first in every batch.
 STREAM_COL = "__adspark_stream"
@@ -108,7 +108,7 @@ class LstmScorer(Scorer):
         super().__init__(manifest, files)
         spec = manifest["model"]
         name = spec["onnx_files"][0]
-        self.session = _session(files[name], name)
+        self.session = onnx_session(files[name], name)
         self.window = int(spec["window"])
         self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
         self.num_weights = np.asarray(spec["numeric_weights"], dtype=np.float64)
