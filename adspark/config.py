@@ -146,6 +146,16 @@ class OutputConfig(_Strict):
     partition_by: list[str] = Field(default_factory=list)
 
 
+class MonitorConfig(_Strict):
+    """Drift against the training reference and the run report (adspark/drift.py, adspark/report/)."""
+
+    max_psi: float = Field(0.25, gt=0)  # a feature whose PSI exceeds this has drifted
+    on_drift: Literal["warn", "fail"] = "warn"  # fail: exit code 3, nothing published
+    sample_rows: int = Field(200_000, ge=100)  # seeded sample of the input the drift is computed on
+    drift: bool = True  # compute drift at all
+    report: bool = True  # write _adspark_report.html beside _adspark_run.json
+
+
 class JobConfig(_Strict):
     input: InputConfig = Field(default_factory=InputConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
@@ -154,6 +164,7 @@ class JobConfig(_Strict):
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     model_dir: str | None = None
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

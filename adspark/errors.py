@@ -29,3 +29,9 @@ class TrainingError(AdsparkError):
 
 class OutputError(AdsparkError):
     """The scored output failed its checks and was not published."""
+
+
+class DriftError(AdsparkError):
+    """Tonight's data drifted from the training reference and monitor.on_drift is 'fail'."""
+
+    exit_code = 3

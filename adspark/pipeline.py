@@ -15,9 +15,11 @@ from adspark import __version__
 from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
+from adspark.drift import build_reference
 from adspark.errors import SchemaError
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
+from adspark.monitor import Monitor
 from adspark.publish import new_run_id, observe_input, publish
 from adspark.sampling import training_sample
 from adspark.schema import (
@@ -88,10 +90,19 @@ def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Ar
     with _Timer(report, "train_s"):
         detector = make_detector(cfg, roles.numeric, roles.categorical).fit(sample)
     manifest = _build_manifest(detector.manifest_(), detector.files_, input_schema_record(roles, df.schema))
+    manifest["reference"] = _reference(detector, sample, roles)
     artifact = save_artifact(cfg.model_dir, manifest, detector.files_)
     log.info("saved model to %s (threshold %.6g)", cfg.model_dir, artifact.threshold)
     report.model_dir, report.threshold = cfg.model_dir, artifact.threshold
     return artifact
+
+
+def _reference(detector: Any, sample: pa.Table, roles: Roles) -> dict[str, Any]:
+    """The training sample's distributions, frozen for drift checks at scoring (adspark/drift.py)."""
+    scores = getattr(detector, "train_scores_", None)
+    if scores is None:
+        scores = detector.decision_function(sample)
+    return build_reference(sample, roles.numeric, roles.categorical, scores, float(detector.threshold_))
 
 
 def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
@@ -116,6 +127,8 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     assert cfg.output.path
     ids = list(cfg.columns.id)
     cols = output_columns(cfg, df, ids)
+    monitor = Monitor(spark, cfg, artifact, ids)
+    monitor.check_input(df)  # drift on a sample; under monitor.on_drift: fail, nothing is written
     observed, source = observe_input(df, ids)
     scored = _scored(spark, observed, artifact, cols, ids)
     run_info = {
@@ -127,10 +140,11 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "model_kind": artifact.kind,
         "threshold": artifact.threshold,
         "input_path": cfg.input.path,
+        "output_path": cfg.output.path,
         "timings": report.timings,
     }
     with _Timer(report, "score_write_s"):
-        stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info)
+        stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info, finish=monitor.finish)
     report.input_rows, report.output_rows = int(manifest["input_rows"]), stats.rows
     report.flagged, report.manifest = stats.flagged, manifest
     report.threshold, report.output_path = artifact.threshold, cfg.output.path

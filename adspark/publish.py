@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ from adspark.schema import FLAG_COL, SCORE_COL, column, not_finite
 
 log = logging.getLogger("adspark.publish")
 RUN_MANIFEST = "_adspark_run.json"
+RUN_REPORT = "_adspark_report.html"
+# Called on the verified staging directory before the swap: may add to the run manifest,
+# write files beside it (the run report) or raise to publish nothing.
+Finish = Callable[["HadoopPath", dict[str, Any]], dict[str, Any]]
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
 
 
@@ -122,6 +127,7 @@ def publish(
     ids: list[str],
     source: Observation,
     run_info: dict[str, Any],
+    finish: Finish | None = None,
 ) -> tuple[OutputStats, dict[str, Any]]:
     """Write `df` to staging, verify it against the input's fingerprint, then swap it in.
 
@@ -143,6 +149,8 @@ def publish(
         stats = _stats(fingerprint(spark.read.parquet(staging.path), ids), scores.get)
         _verify(stats, expected)
         manifest = run_manifest({**run_info, "input_rows": expected.rows}, stats)
+        if finish is not None:
+            manifest = finish(staging, manifest)
         staging.child(RUN_MANIFEST).write_text(json.dumps(manifest, indent=2))
         if cfg.partition_by and target.exists():
             _swap_partitions(spark, staging, target, len(cfg.partition_by), run_id)
@@ -195,7 +203,7 @@ def _swap_partitions(spark: SparkSession, staging: HadoopPath, target: HadoopPat
             target.child(rel).parent().mkdirs()
             staging.child(rel).rename_to(target.child(rel))
             moved.append((rel, had_old))
-        for name in (RUN_MANIFEST, "_SUCCESS"):
+        for name in (RUN_MANIFEST, RUN_REPORT, "_SUCCESS"):
             if staging.child(name).exists():
                 if target.child(name).exists():
                     target.child(name).delete()

@@ -124,15 +124,17 @@ class AutoencoderDetector(Detector):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         t = self.cfg.train
         warmup = max(1, t.epochs // 4) if t.trim > 0 else 0
-        history: list[float] = []
+        curves: dict[str, list[float]] = {"loss": [], "val_loss": []}
         if warmup:
-            history += self._epochs(model, x[tr_idx], x[val_idx], 0, warmup, label)
+            self._epochs(model, x[tr_idx], x[val_idx], 0, warmup, label, curves)
             tr_idx = self._trim(model, x, tr_idx)
             val_idx = self._trim(model, x, val_idx) if len(val_idx) else val_idx
-        history += self._epochs(model, x[tr_idx], x[val_idx], warmup, t.epochs, label)
+        self._epochs(model, x[tr_idx], x[val_idx], warmup, t.epochs, label, curves)
+        history = curves["loss"]
         if not history or not np.all(np.isfinite(history)):
             raise TrainingError(f"{label}: the training loss diverged (NaN or inf); no artifact was written")
-        info = {"epochs_run": len(history), "final_loss": float(history[-1]), "trimmed_rows": len(x) - len(tr_idx)}
+        info = {"epochs_run": len(history), "final_loss": float(history[-1]), "trimmed_rows": len(x) - len(tr_idx),
+                "curves": {k: v for k, v in curves.items() if v}}
         return tr_idx, info
 
     def _trim(self, model: Any, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -148,8 +150,9 @@ class AutoencoderDetector(Detector):
         return idx[err <= np.quantile(err, 1.0 - self.cfg.train.trim)]
 
     def _epochs(
-        self, model: Any, x_tr: np.ndarray, x_val: np.ndarray, first: int, last: int, label: str
-    ) -> list[float]:
+        self, model: Any, x_tr: np.ndarray, x_val: np.ndarray, first: int, last: int, label: str,
+        curves: dict[str, list[float]],
+    ) -> None:
         keras = import_keras()
         t = self.cfg.train
         monitor = "val_loss" if len(x_val) else "loss"
@@ -169,4 +172,5 @@ class AutoencoderDetector(Detector):
             verbose=0,
             callbacks=callbacks,
         )
-        return [float(v) for v in hist.history.get("loss", [])]
+        for key, values in curves.items():  # per-epoch losses, for the model report
+            values += [float(v) for v in hist.history.get(key, [])]

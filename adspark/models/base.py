@@ -76,6 +76,7 @@ class Detector:
             raise TrainingError("training produced non-finite scores; the model was not saved")
         t = self.cfg.threshold
         self.threshold_ = fit_threshold(t.method, t.value, train_scores)
+        self.train_scores_ = train_scores
         self.training_ = {
             "sample_rows": int(table.num_rows),
             "n_features": len(self.preprocessor.feature_names_),

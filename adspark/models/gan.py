@@ -267,6 +267,7 @@ class GanDetector(Detector):
         steps = self._steps_per_epoch(len(tr_idx))
         best, best_weights, best_epoch, wait, epoch = math.inf, _weights(nets), 0, 0, 0
         losses = np.zeros(4)
+        curves: dict[str, list[float]] = {"d_loss": [], "g_loss": [], "rec": [], "fm": [], "val": []}
         for epoch in range(t.epochs):
             if epoch == warmup and warmup:
                 tr_idx, val_idx = self._trim(nets, x, tr_idx), self._trim(nets, x, val_idx)
@@ -275,6 +276,8 @@ class GanDetector(Detector):
             losses = self._epoch(trainer, x, tr_idx, steps, latent, rng)
             monitor = trainer.validation_loss(x[val_idx] if len(val_idx) else x[tr_idx[:EVAL_BATCH]])
             _check_finite(losses, monitor, epoch)
+            for key, value in zip(curves, (*losses, monitor), strict=True):  # per-epoch, for the model report
+                curves[key].append(float(value))
             log.info(
                 "gan epoch %d/%d d_loss=%.5f g_loss=%.5f rec=%.5f fm=%.5f val=%.5f",
                 epoch + 1, t.epochs, *losses, monitor,
@@ -293,6 +296,7 @@ class GanDetector(Detector):
             "best_validation_loss": best,
             "final_losses": dict(zip(("d", "g", "rec", "fm"), (float(v) for v in losses), strict=True)),
             "trimmed_rows": len(x) - len(tr_idx) - len(val_idx),
+            "curves": curves,
         }
         return tr_idx, info
 

@@ -219,7 +219,7 @@ class _EarlyStopped:
         self, tr: np.ndarray, val: np.ndarray, per_epoch: int, epochs: int, batch: int, seed: int
     ) -> dict[str, Any]:
         rng = np.random.default_rng(seed)
-        best, best_weights, waited, history = math.inf, None, 0, []
+        best, best_weights, waited, history, losses = math.inf, None, 0, [], []
         val_data = self._slice(val) if len(val) else None
         for epoch in range(epochs):
             x, y = self._slice(np.sort(rng.choice(tr, size=per_epoch, replace=False)))
@@ -228,6 +228,7 @@ class _EarlyStopped:
             if not (math.isfinite(loss) and math.isfinite(monitored)):
                 raise TrainingError(f"lstm: the training loss diverged at epoch {epoch + 1}; no artifact was written")
             history.append(monitored)
+            losses.append(loss)
             log.info("lstm epoch %d/%d loss=%.5f %s=%.5f", epoch + 1, epochs, loss, "val" if val_data else "loss",
                      monitored)
             if monitored < best - 1e-6:
@@ -238,4 +239,5 @@ class _EarlyStopped:
                     break
         if best_weights is not None:
             self.model.set_weights(best_weights)
-        return {"epochs_run": len(history), "best_loss": best, "windows_per_epoch": per_epoch}
+        curves = {"loss": losses, **({"val_loss": history} if val_data else {})}  # per epoch, for the report
+        return {"epochs_run": len(history), "best_loss": best, "windows_per_epoch": per_epoch, "curves": curves}
