@@ -26,6 +26,7 @@ from adspark.runtime import KNOWN_KINDS
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MODEL_REPORT = "report.html"  # the model's page (adspark/report), listed and checksummed like the ONNX files
 # Formats that can carry executable code; refused even if a manifest lists them.
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".h5", ".hdf5", ".keras", ".pb", ".npy", ".npz", ".py")
 _VERSIONED = ("adspark", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "pyarrow", "pyspark")
@@ -186,4 +187,6 @@ def describe(artifact: Artifact) -> str:
     lines.append("files:")
     lines += [f"  {name:<28} sha256:{digest}" for name, digest in m["files"].items()]
     lines.append("versions      " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()))
+    if MODEL_REPORT in m["files"]:
+        lines.append(f"report        {Path(artifact.path).resolve() / MODEL_REPORT} (open it in a browser)")
     return "\n".join(lines)

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     job("score", "score a table with a saved model artifact", output=True)
     ins = sub.add_parser("inspect", help="print a model artifact's manifest")
     ins.add_argument("model_dir")
+    rep = sub.add_parser("report", help="re-render an output's run report from its _adspark_run.json")
+    rep.add_argument("output", help="a scored output directory (local path)")
+    rep.add_argument("--to", default=None, help="where to write the page (default OUTPUT/_adspark_report.html)")
     demo = sub.add_parser("demo", help="generate a synthetic transactions table and run the job on it")
     demo.add_argument("--rows", type=int, default=200_000, help="rows to generate (default 200000)")
     demo.add_argument("--workdir", default="adspark-demo", help="where the demo writes data, model and scores")
@@ -81,6 +84,25 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from adspark.errors import OutputError
+    from adspark.publish import RUN_MANIFEST, RUN_REPORT
+    from adspark.report import run_page
+
+    source = Path(args.output) / RUN_MANIFEST
+    try:
+        manifest = json.loads(source.read_text())
+    except (OSError, ValueError) as err:
+        raise OutputError(f"{source}: cannot read the run manifest ({err})") from None
+    target = Path(args.to) if args.to else Path(args.output) / RUN_REPORT
+    target.write_text(run_page(manifest))
+    print(f"wrote {target}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from adspark.demo import run_demo
 
@@ -110,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("py4j", "tf2onnx", "absl", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    handlers = {"inspect": _inspect, "demo": _demo}
+    handlers = {"inspect": _inspect, "demo": _demo, "report": _report}
     try:
         return handlers.get(args.command, _run_job)(args)
     except AdsparkError as err:

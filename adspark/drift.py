@@ -121,7 +121,7 @@ def histogram_edges(scores: np.ndarray, threshold: float) -> list[float]:
     hi = float(max(np.max(scores), threshold))
     width = asinh_width(scores)
     u_lo, u_hi = math.asinh(lo / width), math.asinh(hi / width)
-    u_hi += max(u_hi - u_lo, 1.0)
+    u_hi += max(0.5 * (u_hi - u_lo), 1.0)
     return (width * np.sinh(np.linspace(u_lo, u_hi, HIST_BINS - 1))).tolist()
 
 

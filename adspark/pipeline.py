@@ -12,7 +12,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from adspark import __version__
-from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact
+from adspark.artifact import MANIFEST, MODEL_REPORT, Artifact, load_artifact, save_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
 from adspark.drift import build_reference
@@ -89,9 +89,10 @@ def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Ar
     log.info("training %s on %d sampled rows, %d features", cfg.model.kind, sample.num_rows, len(roles.features))
     with _Timer(report, "train_s"):
         detector = make_detector(cfg, roles.numeric, roles.categorical).fit(sample)
-    manifest = _build_manifest(detector.manifest_(), detector.files_, input_schema_record(roles, df.schema))
-    manifest["reference"] = _reference(detector, sample, roles)
-    artifact = save_artifact(cfg.model_dir, manifest, detector.files_)
+    core = {**detector.manifest_(), "reference": _reference(detector, sample, roles)}
+    schema = input_schema_record(roles, df.schema)
+    files = {**detector.files_, MODEL_REPORT: _model_report(_build_manifest(core, detector.files_, schema), cfg)}
+    artifact = save_artifact(cfg.model_dir, _build_manifest(core, files, schema), files)
     log.info("saved model to %s (threshold %.6g)", cfg.model_dir, artifact.threshold)
     report.model_dir, report.threshold = cfg.model_dir, artifact.threshold
     return artifact
@@ -103,6 +104,13 @@ def _reference(detector: Any, sample: pa.Table, roles: Roles) -> dict[str, Any]:
     if scores is None:
         scores = detector.decision_function(sample)
     return build_reference(sample, roles.numeric, roles.categorical, scores, float(detector.threshold_))
+
+
+def _model_report(manifest: dict[str, Any], cfg: JobConfig) -> bytes:
+    """The model's own page, saved in the artifact (and pinned by its sha256 like every file)."""
+    from adspark.report import model_page
+
+    return model_page(manifest, str(cfg.model_dir)).encode()
 
 
 def train(spark: SparkSession, cfg: JobConfig) -> RunReport:

@@ -36,7 +36,7 @@ def top_rows_section(top: dict[str, Any] | None, heading: str, empty: str) -> st
     if not top or not top.get("rows"):
         return section(heading, f'<p class="note">{esc(empty)}</p>')
     columns = list(top["columns"])
-    rows = [[fmt(v) for v in row] for row in top["rows"]]
+    rows = [[v if isinstance(v, int) and not isinstance(v, bool) else fmt(v, 6) for v in row] for row in top["rows"]]
     numeric = [all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in top["rows"])
                for i in range(len(columns))]
     note = "" if "top_features" in columns else (

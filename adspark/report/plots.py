@@ -44,7 +44,7 @@ def to_data_uri(fig: Any) -> str:
 
 def _asinh_scale(ax: Any, edges: Sequence[float] | np.ndarray) -> None:
     e = np.asarray(edges, dtype=np.float64)
-    width = float(np.median(np.abs(e))) / 10 if e.size else 1.0
+    width = float(np.median(np.abs(e))) / 4 if e.size else 1.0
     ax.set_xscale("asinh", linear_width=width if math.isfinite(width) and width > 0 else 1.0)
 
 
