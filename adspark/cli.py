@@ -31,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     job("run", "train on a sample, then score the whole table and write it", output=True)
     job("train", "train on a sample and save the model artifact", output=False)
     job("score", "score a table with a saved model artifact", output=True)
+    ev = sub.add_parser("evaluate", help="metrics and a page for a labelled table (or a scored output)")
+    ev.add_argument("--config", required=True, help="YAML job config (model_dir, input, columns.id)")
+    ev.add_argument("--label", required=True, help="the 0/1 label column")
+    ev.add_argument("--model-dir", help="model artifact directory (overrides model_dir)")
+    ev.add_argument("--input", help="labelled table to score (overrides input.path)")
+    ev.add_argument("--scores", help="an existing scored output to evaluate instead of scoring")
+    ev.add_argument("--report", required=True, help="directory for metrics.json and index.html")
+    ev.add_argument("--by", help="also report every metric per value of this column")
     ins = sub.add_parser("inspect", help="print a model artifact's manifest")
     ins.add_argument("model_dir")
     rep = sub.add_parser("report", help="re-render an output's run report from its _adspark_run.json")
@@ -74,6 +82,22 @@ def _run_job(args: argparse.Namespace) -> int:
             f"scored {report.output_rows} rows, flagged {report.flagged} ({rate:.2%}) at threshold "
             f"{report.threshold:.6g}; wrote {report.output_path} ({seconds:.1f} s)"
         )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from adspark.evaluate import evaluate, write_report
+    from adspark.session import get_spark
+
+    cfg = apply_overrides(load_config(args.config), input=args.input, model_dir=args.model_dir)
+    if not args.scores:
+        cfg.require("input.path", "model_dir")
+    result = evaluate(get_spark(cfg, "adspark-evaluate"), cfg, args.label, args.scores, args.by)
+    out = write_report(result, args.report)
+    m = result.metrics
+    pk = ", ".join(f"p@{k} {v:.3f}" for k, v in m["precision_at_k"].items())
+    print(f"ROC-AUC {m['roc_auc']:.4f}, PR-AUC {m['pr_auc']:.4f}, {pk}; flagged {m['flagged']} at threshold "
+          f"{m['threshold']:.6g}; wrote {out / 'metrics.json'} and {out / 'index.html'}")
     return 0
 
 
@@ -132,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("py4j", "tf2onnx", "absl", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    handlers = {"inspect": _inspect, "demo": _demo, "report": _report}
+    handlers = {"inspect": _inspect, "demo": _demo, "report": _report, "evaluate": _evaluate}
     try:
         return handlers.get(args.command, _run_job)(args)
     except AdsparkError as err:

@@ -113,13 +113,18 @@ def score_reference(scores: np.ndarray, threshold: float) -> dict[str, Any]:
 def histogram_edges(scores: np.ndarray, threshold: float) -> list[float]:
     """Edges for the score histogram: asinh-spaced (log-like for large scores, fine for negatives).
 
-    They span the training scores and the threshold, and as far again beyond on the
+    They span the training scores and the threshold, and half as far again beyond on the
     asinh scale, so tonight's outliers still land inside; anything beyond goes to the
     last (overflow) bin.
     """
-    lo = float(min(np.min(scores), threshold))
-    hi = float(max(np.max(scores), threshold))
-    width = asinh_width(scores)
+    return edges_between(float(np.min(scores)), float(np.max(scores)), asinh_width(scores), threshold)
+
+
+def edges_between(lo: float, hi: float, width: float, threshold: float | None = None) -> list[float]:
+    """`histogram_edges` from the scores' min, max and median absolute value."""
+    if threshold is not None and math.isfinite(threshold):
+        lo, hi = min(lo, threshold), max(hi, threshold)
+    width = width if math.isfinite(width) and width > 1e-12 else 1.0
     u_lo, u_hi = math.asinh(lo / width), math.asinh(hi / width)
     u_hi += max(0.5 * (u_hi - u_lo), 1.0)
     return (width * np.sinh(np.linspace(u_lo, u_hi, HIST_BINS - 1))).tolist()

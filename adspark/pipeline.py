@@ -158,6 +158,12 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     report.threshold, report.output_path = artifact.threshold, cfg.output.path
 
 
+def scored_for_evaluation(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact) -> DataFrame:
+    """Every column of `df` plus the scores, not written anywhere (adspark/evaluate.py)."""
+    check_against_artifact(artifact.input_schema, df.schema, str(cfg.model_dir))
+    return _scored(spark, df, artifact, list(df.columns), list(cfg.columns.id))
+
+
 def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None) -> RunReport:
     """Score with a saved artifact; pass `artifact` when the caller already verified it."""
     cfg.require("input.path", "output.path", "model_dir")
