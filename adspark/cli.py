@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 from adspark.config import JobConfig, apply_overrides, load_config
@@ -17,7 +19,10 @@ log = logging.getLogger("adspark")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="adspark", description="Batch anomaly scoring for Apache Spark.")
-    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print warnings and the summary only")
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="show everything: debug logs, Spark's INFO log, third-party warnings")
     sub = p.add_subparsers(dest="command", required=True)
 
     def job(name: str, help_: str, output: bool) -> None:
@@ -133,6 +138,25 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.workdir, args.rows, args.config)
 
 
+def _console(quiet: bool, verbose: bool) -> None:
+    """-q: warnings and the summary; default: progress and INFO logs; -v: everything, third parties included."""
+    from adspark import progress
+
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    progress.ENABLED = not quiet
+    if verbose:
+        os.environ.setdefault("ADSPARK_SPARK_LOG_LEVEL", "INFO")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        return
+    for noisy in ("py4j", "tf2onnx", "absl", "tensorflow", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Third-party FutureWarnings (pyspark on pandas 3, Keras, ...) say nothing about the job. The
+    # environment variable carries the filter to the Python workers Spark starts from this process.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+
+
 _CAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
 
 
@@ -149,13 +173,7 @@ def _one_line(err: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("py4j", "tf2onnx", "absl", "tensorflow"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _console(args.quiet, args.verbose)
     handlers = {"inspect": _inspect, "demo": _demo, "report": _report, "evaluate": _evaluate}
     try:
         return handlers.get(args.command, _run_job)(args)

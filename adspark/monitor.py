@@ -28,6 +28,7 @@ from adspark.artifact import Artifact
 from adspark.config import JobConfig
 from adspark.errors import DriftError
 from adspark.io import HadoopPath
+from adspark.progress import progress
 from adspark.publish import RUN_REPORT
 from adspark.schema import FLAG_COL, SCORE_COL, column, feature_columns
 
@@ -38,10 +39,10 @@ TOP_COLUMNS = 12  # columns of a top row kept in the manifest (ids, reasons, sco
 _KEY = "__adspark_drift_key"
 
 
-def sample_input(df: DataFrame, numeric: list[str], categorical: list[str], max_rows: int, seed: int) -> pa.Table:
-    """At most `max_rows` rows of the features, chosen by a seeded hash of their values."""
+def sample_input(df: DataFrame, numeric: list[str], categorical: list[str], max_rows: int, seed: int,
+                 total: int) -> pa.Table:
+    """At most `max_rows` of the `total` rows' features, chosen by a seeded hash of their values."""
     features = feature_columns(numeric, categorical)
-    total = df.count()
     if total <= max_rows:
         return df.select(*features).toArrow()
     key = F.abs(F.xxhash64(*[column(c) for c in numeric + categorical], F.lit(seed)) % F.lit(2**62))
@@ -67,6 +68,7 @@ class Monitor:
         self.reference: dict[str, Any] | None = artifact.manifest.get("reference")
         self.features: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
+        self.total_rows: int | None = None  # counted for the drift sample; sizes the progress line
 
     @property
     def active(self) -> bool:
@@ -84,7 +86,9 @@ class Monitor:
         ref = self.reference
         numeric, categorical = list(ref.get("numeric", {})), list(ref.get("categorical", {}))
         m = self.cfg.monitor
-        sample = sample_input(df, numeric, categorical, m.sample_rows, self.cfg.train.seed)
+        self.total_rows = df.count()
+        with progress(self.spark, "drift"):
+            sample = sample_input(df, numeric, categorical, m.sample_rows, self.cfg.train.seed, self.total_rows)
         self.sample_rows = sample.num_rows
         if not sample.num_rows:
             return  # an empty night: nothing to compare

@@ -20,6 +20,7 @@ from adspark.errors import SchemaError
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
 from adspark.monitor import Monitor
+from adspark.progress import progress
 from adspark.publish import new_run_id, observe_input, publish
 from adspark.sampling import training_sample
 from adspark.schema import (
@@ -84,7 +85,7 @@ def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Ar
         raise SchemaError(f"input table {cfg.input.path!r} is empty: there is nothing to train on")
     if cfg.preprocess.on_missing == "fail":
         check_no_missing(df, roles.numeric)
-    with _Timer(report, "sample_s"):
+    with _Timer(report, "sample_s"), progress(df.sparkSession, "sampling", rows):
         sample = _sample(cfg, df, roles, rows)
     log.info("training %s on %d sampled rows, %d features", cfg.model.kind, sample.num_rows, len(roles.features))
     with _Timer(report, "train_s"):
@@ -151,7 +152,7 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "output_path": cfg.output.path,
         "timings": report.timings,
     }
-    with _Timer(report, "score_write_s"):
+    with _Timer(report, "score_write_s"), progress(spark, "scoring", report.input_rows or monitor.total_rows):
         stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info, finish=monitor.finish)
     report.input_rows, report.output_rows = int(manifest["input_rows"]), stats.rows
     report.flagged, report.manifest = stats.flagged, manifest

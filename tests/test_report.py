@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -80,3 +81,107 @@ def loss_curve_count(manifest: dict) -> int:
     from adspark.report.pages import loss_curves
 
     return len(loss_curves(manifest["training"]))
+
+
+def _report_check():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("report_check", REPO / "bench" / "report_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_three_pages_in_headless_chromium(spark, trained: dict, scored: Path, tmp_path: Path) -> None:
+    """As a person sees them: every image decoded, nothing wider than its box or the window."""
+    check = _report_check()
+    if check.chromium() is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium)")
+    from adspark.evaluate import evaluate, write_report
+
+    model_page_path = tmp_path / "model.html"
+    model_page_path.write_bytes(trained["artifact"].files["report.html"])
+    result = evaluate(spark, trained["cfg"], "label", scores=str(scored), by="merchant")
+    evaluation = write_report(result, str(tmp_path / "eval")) / "index.html"
+    for page in (scored / "_adspark_report.html", model_page_path, evaluation):
+        found = check.check_page(page, width=1000)
+        assert found["ok"], (page, found)
+        assert found["images"] >= 3 and found["page_width"] <= found["window_width"]
+
+
+# --------------------------------------------------------------------------- console
+
+
+def test_progress_line_counts_tasks_rows_and_time_left() -> None:
+    from adspark.progress import describe
+
+    line = describe("scoring", 5, 20, 10.0, rows=2_000_000)
+    assert "25%" in line and "5/20 tasks" in line and "~500,000 of 2,000,000 rows" in line
+    assert "10 s, ~30 s left" in line and "[#####---------------]" in line
+    assert "[" not in describe("scoring", 5, 20, 10.0, bar=False)
+
+
+class _Stage:
+    numTasks, numCompletedTasks = 8, 3
+
+
+class _Tracker:
+    def getActiveStageIds(self) -> list[int]:
+        return [4]
+
+    def getStageInfo(self, stage_id: int) -> _Stage:
+        return _Stage()
+
+
+class _Spark:
+    class sparkContext:  # the attribute name Spark uses
+        @staticmethod
+        def statusTracker() -> _Tracker:
+            return _Tracker()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_one_line_on_a_terminal_and_logs_otherwise(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import time
+
+    from adspark.progress import Progress
+
+    term = _Terminal()
+    with Progress(_Spark(), "scoring", rows=800, stream=term, interval=0.05):
+        time.sleep(0.3)
+    text = term.getvalue()
+    assert text.count("\r\033[K") >= 3 and "3/8 tasks" in text and "~300 of 800 rows" in text
+    assert "\n" not in text and text.endswith("\r\033[K")  # one line, cleared at the end
+    with caplog.at_level(logging.INFO, logger="adspark.progress"), Progress(
+            _Spark(), "scoring", stream=io.StringIO(), interval=0.05):
+        time.sleep(0.2)
+    assert any("3/8 tasks" in r.getMessage() for r in caplog.records)
+
+
+def test_a_normal_score_prints_no_future_warnings_nor_staging_warnings(trained: dict, tmp_path: Path) -> None:
+    import subprocess
+
+    import yaml
+
+    from tests.test_cli import _adspark, _call
+
+    cfg = trained["cfg"].model_dump(mode="json")
+    cfg.update(output={"path": str(tmp_path / "out")}, spark={"spark.master": "local[1]", "spark.ui.enabled": "false"})
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(cfg))
+    proc: subprocess.CompletedProcess[str] = _call([*_adspark(), "score", "--config", str(tmp_path / "job.yaml")],
+                                                   tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FutureWarning" not in proc.stderr
+    assert not [ln for ln in proc.stderr.splitlines() if " WARN " in ln and "adspark-" in ln]
+    assert "scored 4000 rows" in proc.stdout and " INFO adspark" in proc.stderr
+    quiet = _call([*_adspark(), "-q", "score", "--config", str(tmp_path / "job.yaml")], tmp_path)
+    assert quiet.returncode == 0 and "scored 4000 rows" in quiet.stdout
+    assert " INFO " not in quiet.stderr
