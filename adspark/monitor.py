@@ -55,6 +55,8 @@ def sample_input(df: DataFrame, numeric: list[str], categorical: list[str], max_
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
+    if hasattr(value, "asDict"):  # a struct (e.g. one reason: column and contribution)
+        return {k: _jsonable(v) for k, v in value.asDict().items()}
     if isinstance(value, float):
         return value if np.isfinite(value) else str(value)
     if isinstance(value, list | tuple):

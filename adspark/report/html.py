@@ -40,6 +40,10 @@ def fmt(value: Any, digits: int = 4) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, list | tuple):  # e.g. top_features: the reasons, most important first
+        return ", ".join(fmt(v, digits) for v in value)
+    if isinstance(value, dict):  # one reason: its fields side by side
+        return " ".join(fmt(v, 3) for v in value.values())
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
