@@ -167,7 +167,8 @@ def _num(value: Any) -> float | None:
 def _curves(g: DataFrame, t: dict[str, Column], distinct: int) -> dict[str, Any]:
     """ROC and PR points at about CURVE_POINTS distinct scores (a seeded hash picks them)."""
     every = max(1, int(distinct) // CURVE_POINTS)
-    pick = (F.col("seg") == F.lit(ALL)) & ((F.abs(F.xxhash64("s")) % F.lit(every)) == 0)
+    spread = (F.abs(F.xxhash64("s")) % F.lit(every)) == 0
+    pick = (F.col("seg") == F.lit(ALL)) & (spread | (t["ge"] <= F.lit(CURVE_POINTS)))  # and the very top
     rows = (g.where(pick).select("s", (t["tp_ge"] / F.col("P")).alias("tpr"),
                                  (t["neg_ge"] / (F.col("rows") - F.col("P"))).alias("fpr"),
                                  (t["tp_ge"] / t["ge"]).alias("precision")).collect())
@@ -248,7 +249,7 @@ def evaluate(spark: SparkSession, cfg: JobConfig, label: str, scores: str | None
     scored, threshold, manifest, source = _scored_table(spark, cfg, scores, label, by)
     ids = [c for c in cfg.columns.id if c in scored.columns]
     extra = [c for c in ("top_features",) if c in scored.columns]
-    features = [c for c in scored.columns if c not in {*ids, *extra, label, SCORE_COL, FLAG_COL}]
+    features = [c for c in scored.columns if c not in {*ids, *extra, label, SCORE_COL, FLAG_COL, by}]
     keep = [*ids, label, SCORE_COL, *extra, *([by] if by and by not in ids else []), *features][:12]
     cached = scored.select(*[column(c) for c in dict.fromkeys([*keep, label, *([by] if by else [])])])
     cached = cached.persist(StorageLevel.MEMORY_AND_DISK)  # scored once, read by every metric below

@@ -30,14 +30,36 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=50_000)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/adspark-docs"))
+    p.add_argument("--render-only", action="store_true",
+                   help="re-render the pages from an earlier run's manifests and metrics, then screenshot them")
     args = p.parse_args()
+    work = args.workdir.resolve()
+    if not args.render_only:
+        build(work, args.rows)
+    else:
+        render(work)
+    return screenshot(work)
+
+
+def render(work: Path) -> None:
+    import json
+
+    from adspark.report import evaluation_page, model_page
+
+    manifest = json.loads((work / "model" / "manifest.json").read_text())
+    (work / "model.html").write_text(model_page(manifest, str(work / "model")))
+    metrics = json.loads((work / "evaluation" / "metrics.json").read_text())
+    (work / "evaluation" / "index.html").write_text(evaluation_page(metrics, manifest))
+    _adspark("report", str(work / "scores"))
+
+
+def build(work: Path, rows: int) -> None:
     from adspark.demo_data import generate_transactions, write_transactions
 
-    work = args.workdir.resolve()
     shutil.rmtree(work, ignore_errors=True)
-    write_transactions(work / "last_month", n_rows=args.rows, seed=7)
-    write_transactions(work / "labelled_night", n_rows=args.rows // 2, seed=9)
-    night = generate_transactions(args.rows // 2, seed=8)
+    write_transactions(work / "last_month", n_rows=rows, seed=7)
+    write_transactions(work / "labelled_night", n_rows=rows // 2, seed=9)
+    night = generate_transactions(rows // 2, seed=8)
     night["amount"] = night["amount"] * 3.0  # a currency or unit change upstream
     (work / "night").mkdir()
     night.to_parquet(work / "night" / "part-0.parquet", index=False)
@@ -51,9 +73,12 @@ def main() -> int:
     _adspark("score", "--config", job, "--input", str(work / "night"))
     _adspark("evaluate", "--config", job, "--input", str(work / "labelled_night"), "--label", "is_fraud",
              "--by", "merchant_category", "--report", str(work / "evaluation"))
+
+
+def screenshot(work: Path) -> int:
     pages = {
         "report_run": work / "scores" / "_adspark_report.html",
-        "report_model": work / "model" / "report.html",
+        "report_model": work / "model.html" if (work / "model.html").exists() else work / "model" / "report.html",
         "report_evaluation": work / "evaluation" / "index.html",
     }
     sys.path.insert(0, str(REPO / "bench"))

@@ -14,11 +14,13 @@ main { max-width: 1040px; margin: 0 auto; padding: 20px 24px 40px; background: #
 h1 { font-size: 22px; margin: 4px 0 2px; }
 h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #dde1e8; padding-bottom: 4px; }
 .sub { color: #5a6372; margin: 0 0 14px; overflow-wrap: anywhere; }
-table { border-collapse: collapse; width: 100%; table-layout: fixed; margin: 6px 0 10px; }
+table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eceef2; vertical-align: top;
-         overflow-wrap: anywhere; word-break: break-word; }
+         overflow-wrap: anywhere; }
 th { background: #f0f2f5; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; overflow-wrap: normal; }
+th { overflow-wrap: normal; }
 table.kv th { width: 30%; background: none; font-weight: 500; color: #5a6372; }
 img { display: block; max-width: 100%; height: auto; margin: 8px 0; }
 .alarm { background: #fdecea; border-left: 4px solid #c62828; padding: 8px 12px; margin: 12px 0; }
@@ -63,7 +65,7 @@ def kv_table(rows: Iterable[tuple[str, Any]]) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[bool] | None = None,
           bad: Sequence[bool] | None = None) -> str:
     numeric = numeric or [False] * len(headers)
-    head = "".join(f'<th class="num">{esc(h)}</th>' if n else f"<th>{esc(h)}</th>"
+    head = "".join(f'<th class="num">{_breakable(h)}</th>' if n else f"<th>{_breakable(h)}</th>"
                    for h, n in zip(headers, numeric, strict=True))
     lines = []
     for i, row in enumerate(rows):
@@ -72,6 +74,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequen
         cls = ' class="bad"' if bad is not None and bad[i] else ""
         lines.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+
+
+def _breakable(name: str) -> str:
+    """A column name that may wrap after its underscores, never inside a word."""
+    return esc(name).replace("_", "_<wbr>")
 
 
 def image(data_uri: str | None, alt: str) -> str:

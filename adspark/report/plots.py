@@ -62,6 +62,9 @@ def score_histogram(edges: Sequence[float], series: Mapping[str, Sequence[float]
                 ax.stairs(s, bounds, label=label, color=colour, linewidth=1.6,
                           fill=label == next(iter(series)), alpha=0.35 if label == next(iter(series)) else 1.0)
         _asinh_scale(ax, e)
+        shown = [np.asarray(v, dtype=np.float64) for v in series.values()]
+        below = any(v.size and v[0] > 0 for v in shown)  # anything in the bin under the lowest edge
+        ax.set_xlim(bounds[0] if below else e[0], bounds[-1])
     if threshold is not None and math.isfinite(threshold):
         ax.axvline(threshold, color=RED, linestyle="--", linewidth=1.2, label=f"threshold {threshold:.4g}")
     if log_y:
