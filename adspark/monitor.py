@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,7 @@ from adspark.schema import FLAG_COL, SCORE_COL, column, feature_columns
 log = logging.getLogger("adspark.monitor")
 REASONS_COL = "top_features"
 TOP_ROWS = 20
+TOP_CANDIDATES = 100_000  # at most this many rows above the cut are ordered to find the top ones
 TOP_COLUMNS = 12  # columns of a top row kept in the manifest (ids, reasons, score, then features)
 _KEY = "__adspark_drift_key"
 
@@ -64,6 +67,18 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+@contextmanager
+def _plan_fields(spark: SparkSession, fields: int) -> Iterator[None]:
+    """Room for `fields` expressions in a plan's text, so Spark does not warn that it truncated it."""
+    key = "spark.sql.debug.maxToStringFields"
+    before = spark.conf.get(key)
+    spark.conf.set(key, str(max(fields + 10, int(str(before)))))
+    try:
+        yield
+    finally:
+        spark.conf.set(key, str(before))
+
+
 class Monitor:
     def __init__(self, spark: SparkSession, cfg: JobConfig, artifact: Artifact, ids: list[str]) -> None:
         self.spark, self.cfg, self.artifact, self.ids = spark, cfg, artifact, ids
@@ -71,6 +86,7 @@ class Monitor:
         self.features: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
         self.total_rows: int | None = None  # counted for the drift sample; sizes the progress line
+        self._cut: float | None = None  # a score below the top rows, from the score counts
 
     @property
     def active(self) -> bool:
@@ -109,8 +125,17 @@ class Monitor:
         score = F.col(SCORE_COL)
         exprs = [F.sum((score <= F.lit(e)).cast("long")).alias(f"c{i}")
                  for i, e in enumerate(drift.score_edges(self.reference))]
-        row = out.agg(*exprs).first()
-        return [int(row[f"c{i}"] or 0) for i in range(len(exprs))] if row else []
+        exprs.append(F.count(F.lit(1)).alias("n"))
+        with _plan_fields(self.spark, len(exprs)):
+            row = out.agg(*exprs).first()
+        cumulative = [int(row[f"c{i}"] or 0) for i in range(len(exprs) - 1)] if row else []
+        total = int(row["n"]) if row else 0
+        # The highest edge with at least TOP_ROWS scores above it (and not too many): the top
+        # rows are then read in one job, which Parquet's row-group statistics mostly skip.
+        above = [(e, total - c) for e, c in zip(drift.score_edges(self.reference), cumulative, strict=True)]
+        fits = [e for e, n in above if TOP_ROWS <= n <= TOP_CANDIDATES]
+        self._cut = max(fits) if fits else None
+        return cumulative
 
     def _top_rows(self, out: DataFrame) -> dict[str, Any]:
         names = out.columns
@@ -118,10 +143,12 @@ class Monitor:
         keep += [c for c in (SCORE_COL, FLAG_COL, REASONS_COL) if c in names]
         features = [c["name"] for c in self.artifact.input_schema if c["name"] in names and c["name"] not in keep]
         keep += features[: max(0, TOP_COLUMNS - len(keep))]
-        top = out.select(SCORE_COL).orderBy(F.col(SCORE_COL).desc()).limit(TOP_ROWS).collect()
-        if not top:
-            return {"columns": keep, "rows": []}
-        cut = float(top[-1][0])
+        cut = self._cut
+        if cut is None:  # no counts at known edges: find the 20th score first (one column read)
+            top = out.select(SCORE_COL).orderBy(F.col(SCORE_COL).desc()).limit(TOP_ROWS).collect()
+            if not top:
+                return {"columns": keep, "rows": []}
+            cut = float(top[-1][0])
         rows = (out.where(F.col(SCORE_COL) >= F.lit(cut)).select(*[column(c) for c in keep])
                 .orderBy(F.col(SCORE_COL).desc()).limit(TOP_ROWS).collect())
         return {"columns": keep, "rows": [[_jsonable(v) for v in r] for r in rows]}

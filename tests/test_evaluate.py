@@ -102,4 +102,5 @@ def test_evaluate_scores_a_labelled_table_with_the_saved_model(trained: dict, da
     assert m["rows"] == len(df) and m["positives"] == int(df["label"].sum())
     assert m["roc_auc"] > 0.9  # the injected outliers rank near the top
     assert m["threshold"] == trained["artifact"].threshold
-    assert "Loss per epoch" in (tmp_path / "r" / "index.html").read_text()
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Training loss" in page and "records no per-epoch losses" not in page

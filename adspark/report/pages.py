@@ -108,7 +108,7 @@ def _error_scales(model: dict[str, Any], prep: dict[str, Any]) -> str:
     scales, names = model.get("error_scale"), prep.get("feature_names")
     if not scales or not names or len(scales) != len(names):
         return ""
-    order = sorted(range(len(names)), key=lambda i: -scales[i])[:40]
+    order = sorted(range(len(names)), key=lambda i: -scales[i])[:25]
     chart = plots.bars([names[i] for i in order], [scales[i] for i in order],
                        "Typical training reconstruction error per feature", "error scale (scores divide by it)")
     return section("Error scale per feature", image(chart, "error scale per feature"))
