@@ -80,12 +80,16 @@ def _run_job(args: argparse.Namespace) -> int:
         report = command(get_spark(cfg, f"adspark-{args.command}"), cfg)
     seconds = time.perf_counter() - started
     if args.command == "train":
-        print(f"trained on {report.input_rows} rows; model saved to {report.model_dir} ({seconds:.1f} s)")
+        print(f"trained on {report.input_rows} rows; model saved to {report.model_dir} ({seconds:.1f} s); "
+              f"report {report.model_dir}/report.html")
     else:
         rate = report.flagged / report.output_rows if report.output_rows else 0.0
+        drifted = (report.manifest.get("drift") or {}).get("drifted")
         print(
             f"scored {report.output_rows} rows, flagged {report.flagged} ({rate:.2%}) at threshold "
             f"{report.threshold:.6g}; wrote {report.output_path} ({seconds:.1f} s)"
+            + (f"; drifted: {', '.join(drifted)}" if drifted else "")
+            + (f"; report {report.output_path}/_adspark_report.html" if cfg.monitor.report else "")
         )
     return 0
 
