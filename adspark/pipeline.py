@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
 from adspark.errors import SchemaError
+from adspark.guard import guarded
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
 from adspark.publish import new_run_id, observe_input, publish
@@ -94,13 +96,21 @@ def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Ar
     return artifact
 
 
+def _guarded(spark: SparkSession, cfg: JobConfig, report: RunReport, uses: list[str],
+             writes: list[str]) -> AbstractContextManager[object]:
+    """Path checks, leases and recovery of dead runs (adspark.guard), before any data is read."""
+    values = {"input.path": cfg.input.path, "output.path": cfg.output.path, "model_dir": cfg.model_dir}
+    return guarded(spark, {k: str(values[k]) for k in uses}, writes, report.run_id)
+
+
 def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     cfg.require("input.path", "model_dir")
     report = RunReport(new_run_id())
-    df = read_table(spark, cfg.input)
-    resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
-    _count(df, report)
-    _train_on(cfg, df, report.input_rows, report)
+    with _guarded(spark, cfg, report, ["input.path", "model_dir"], ["model_dir"]):
+        df = read_table(spark, cfg.input)
+        resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
+        _count(df, report)
+        _train_on(cfg, df, report.input_rows, report)
     return report
 
 
@@ -142,26 +152,28 @@ def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None)
     assert cfg.model_dir
     report = RunReport(new_run_id(), model_dir=cfg.model_dir)
     artifact = artifact or load_artifact(cfg.model_dir)  # integrity first: before any data is read
-    check_output_target(spark, cfg.output)
-    df = read_table(spark, cfg.input)
-    check_against_artifact(artifact.input_schema, df.schema, cfg.model_dir)
-    if artifact.manifest["preprocessing"]["on_missing"] == "fail":
-        check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
-    output_columns(cfg, df, list(cfg.columns.id))
-    _score_with(spark, cfg, df, artifact, report)
+    with _guarded(spark, cfg, report, ["input.path", "output.path", "model_dir"], ["output.path"]):
+        check_output_target(spark, cfg.output)
+        df = read_table(spark, cfg.input)
+        check_against_artifact(artifact.input_schema, df.schema, cfg.model_dir)
+        if artifact.manifest["preprocessing"]["on_missing"] == "fail":
+            check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
+        output_columns(cfg, df, list(cfg.columns.id))
+        _score_with(spark, cfg, df, artifact, report)
     return report
 
 
 def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
     cfg.require("input.path", "output.path", "model_dir")
     report = RunReport(new_run_id())
-    check_output_target(spark, cfg.output)
-    df = read_table(spark, cfg.input)
-    resolve_roles(cfg, df.schema)
-    output_columns(cfg, df, list(cfg.columns.id))
-    _count(df, report)
-    artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)
-    _score_with(spark, cfg, df, artifact, report)
+    with _guarded(spark, cfg, report, ["input.path", "output.path", "model_dir"], ["output.path", "model_dir"]):
+        check_output_target(spark, cfg.output)
+        df = read_table(spark, cfg.input)
+        resolve_roles(cfg, df.schema)
+        output_columns(cfg, df, list(cfg.columns.id))
+        _count(df, report)
+        artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)
+        _score_with(spark, cfg, df, artifact, report)
     return report
 
 
