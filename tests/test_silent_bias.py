@@ -18,3 +18,36 @@ def test_nulls_injected_into_a_never_null_column_are_flagged(small_detector) -> 
         flagged = det.predict(nulled)
         assert flagged.all(), (col, int(flagged.sum()))
         assert det.decision_function(nulled).min() > clean_top, col
+
+
+def _duplicated(spark, tmp_path, partitions: int) -> str:
+    """10 distinct feature rows, each 200 times with its own id."""
+    import pandas as pd
+
+    df = pd.DataFrame({"txn_id": np.arange(2000), "x": np.repeat(np.arange(10.0), 200), "y": np.tile(1.0, 2000)})
+    path = str(tmp_path / f"dup{partitions}")
+    spark.createDataFrame(df).repartition(partitions).write.parquet(path)
+    return path
+
+
+def test_duplicate_rows_are_sampled_independently_of_each_other_and_of_partitioning(spark, tmp_path) -> None:
+    from collections import Counter
+
+    from adspark.sampling import training_sample
+    from adspark.schema import Roles
+
+    paths = {partitions: _duplicated(spark, tmp_path, partitions) for partitions in (1, 4)}
+    for ids in (["txn_id"], []):  # ids in the hash; without ids, every column and the row's file position
+        roles = Roles(ids, ["x", "y"], [])
+        samples = []
+        for partitions in (1, 4):
+            df = spark.read.parquet(paths[partitions])
+            if not ids:
+                df = df.drop("txn_id")
+            table = training_sample(df, roles, 500, 7, 2000)
+            counts = Counter(table.column("x").to_pylist())
+            assert table.num_rows == 500
+            assert len(counts) == 10 and all(20 <= c <= 90 for c in counts.values()), (ids, counts)  # not 0 or 200
+            samples.append(sorted(table.column("x").to_pylist()))
+        if ids:
+            assert samples[0] == samples[1]  # the same sample however the table is partitioned
