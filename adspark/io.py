@@ -109,7 +109,7 @@ def read_table(spark: SparkSession, cfg: InputConfig) -> DataFrame:
         raise ConfigError("config: input.path is not set (set it in the YAML file or pass --input)")
     if not HadoopPath(spark, cfg.path).exists():
         raise SchemaError(f"input path {cfg.path!r} does not exist")
-    reader = spark.read.format(cfg.format).options(**cfg.options)
+    reader = spark.read.format(cfg.format).options(**cfg.spark_options())
     if cfg.format == "csv" and "header" not in cfg.options:
         reader = reader.option("header", "true").option("inferSchema", "true")
     return reader.load(cfg.path)
