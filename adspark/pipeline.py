@@ -29,6 +29,7 @@ from adspark.schema import (
     check_against_artifact,
     check_no_missing,
     column,
+    describe_roles,
     input_schema_record,
     output_columns,
     resolve_roles,
@@ -80,6 +81,8 @@ def _sample(cfg: JobConfig, df: DataFrame, roles: Roles, rows: int) -> pa.Table:
 def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Artifact:
     assert cfg.model_dir
     roles: Roles = resolve_roles(cfg, df.schema)
+    for line in describe_roles(cfg, df.schema, roles):
+        log.info(line)
     if rows == 0:
         raise SchemaError(f"input table {cfg.input.path!r} is empty: there is nothing to train on")
     if cfg.preprocess.on_missing == "fail":

@@ -205,3 +205,21 @@ def check_no_missing(df: DataFrame, numeric: list[str]) -> None:
             raise SchemaError(
                 f"column {name!r} has {row[name]} null, NaN or infinite value(s) and preprocess.on_missing is 'fail'"
             )
+
+
+def describe_roles(cfg: JobConfig, schema: T.StructType, roles: Roles) -> list[str]:
+    """Log lines: the feature columns, and each column left out with what to do to use it."""
+    lines = [f"features: numeric {', '.join(roles.numeric) or '-'}; categorical {', '.join(roles.categorical) or '-'}"]
+    named = set(roles.features) | set(roles.ids) | set(cfg.columns.exclude) | set(cfg.columns.ordering)
+    for f in schema.fields:
+        if f.name in named:
+            continue
+        kind = _type_name(f.dataType)
+        if isinstance(f.dataType, NUMERIC_OR_BOOL):
+            hint = "list it under columns.numeric (or columns.categorical) to use it"
+        elif isinstance(f.dataType, CATEGORICAL_TYPES):
+            hint = "list it under columns.categorical to use it"
+        else:
+            hint = "this type cannot be a feature"
+        lines.append(f"{kind} column `{f.name}` ignored: {hint}")
+    return lines
