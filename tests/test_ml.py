@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import adspark
+from adspark.errors import NotFittedError
 from adspark.ml import AnomalyDetector, AnomalyDetectorModel
 from tests.conftest import make_table, write_parquet
 from tests.test_cli import _env
@@ -73,6 +74,9 @@ def test_pipeline_scores_every_row(fitted: dict) -> None:
     assert out["txn_id"].tolist() == list(range(ROWS))
     assert (out["fraud_flag"] == (out["fraud_score"] > stage.model.threshold)).all()
     assert out.loc[out["label"] == 1, "fraud_score"].median() > out["fraud_score"].quantile(0.95)
+    wrapped = AnomalyDetectorModel.fromModel(stage.model, flagCol="flag")  # a model from adspark.fit/load
+    assert wrapped.transform(fitted["model"].stages[0].transform(fitted["df"])).columns[-2:] == ["anomaly_score",
+                                                                                               "flag"]
 
 
 def test_saved_pipeline_scores_the_same_in_a_fresh_session(fitted: dict) -> None:
@@ -111,6 +115,8 @@ def test_errors_are_typed(fitted: dict, spark) -> None:
         AnomalyDetector(thresholdValue=0.9)
     with pytest.raises(adspark.ConfigError, match="unknown key 'train.sample_row'"):
         AnomalyDetector(config={"train": {"sample_row": 5}})
+    with pytest.raises(NotFittedError):
+        AnomalyDetectorModel().transform(fitted["df"])
     stage = fitted["model"].stages[-1]
     with pytest.raises(adspark.SchemaError, match="column 'b'"):
         stage.transform(fitted["df"].withColumn("amount_cents", fitted["df"]["amount"]).drop("b"))
