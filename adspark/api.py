@@ -49,6 +49,9 @@ def to_config(config: ConfigLike) -> JobConfig:
 def _dataframe(df: object, what: str) -> DataFrame:
     if not isinstance(df, DataFrame):
         raise TypeError(f"{what} expects a pyspark.sql.DataFrame, not {type(df).__name__}")
+    if type(df).__module__.startswith("pyspark.sql.connect"):
+        raise TypeError(f"{what} needs a classic SparkSession's DataFrame: the model is broadcast through the "
+                        "SparkContext, which Spark Connect does not expose")
     return df
 
 
