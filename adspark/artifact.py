@@ -80,6 +80,16 @@ def build_manifest(core: dict[str, Any], files: dict[str, bytes], input_schema: 
     }
 
 
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """manifest.json's bytes as written to disk; their sha256 is the artifact's digest."""
+    return json.dumps(manifest, indent=2, sort_keys=False).encode()
+
+
+def unsaved_artifact(manifest: dict[str, Any], files: dict[str, bytes]) -> Artifact:
+    """A freshly trained artifact held in memory, with the digest it will have once saved."""
+    return Artifact("", manifest, dict(files), sha256(manifest_bytes(manifest)))
+
+
 def save_artifact(model_dir: str | Path, manifest: dict[str, Any], files: dict[str, bytes]) -> Artifact:
     """Write the artifact next to its target and swap it in, so a crash never leaves half a model."""
     target = Path(model_dir)
@@ -91,14 +101,14 @@ def save_artifact(model_dir: str | Path, manifest: dict[str, Any], files: dict[s
     tmp.mkdir()
     for name, data in files.items():
         (tmp / name).write_bytes(data)
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=False).encode()
-    (tmp / MANIFEST).write_bytes(manifest_bytes)
+    raw = manifest_bytes(manifest)
+    (tmp / MANIFEST).write_bytes(raw)
     old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
     if target.exists():
         os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
-    return Artifact(str(target), manifest, dict(files), sha256(manifest_bytes))
+    return Artifact(str(target), manifest, dict(files), sha256(raw))
 
 
 def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
