@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from adspark import __version__
-from adspark.errors import AdsparkError, ArtifactError
+from adspark.errors import AdsparkError, ArtifactError, PathError
 from adspark.runtime import KNOWN_KINDS, build_scorer
 
 FORMAT_VERSION = 1
@@ -94,8 +94,11 @@ def save_artifact(model_dir: str | Path, manifest: dict[str, Any], files: dict[s
     """Write the artifact next to its target and swap it in, so a crash never leaves half a model."""
     target = Path(model_dir)
     for name in files:
-        if name == MANIFEST or "/" in name or name.endswith(FORBIDDEN_SUFFIXES):
+        if name == MANIFEST or not plain_name(name) or name.endswith(FORBIDDEN_SUFFIXES):
             raise ArtifactError(f"refusing to write artifact file {name!r}")
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MANIFEST).is_file())):
+        raise PathError(f"model directory {str(target)!r} exists and is not an adspark model directory (no "
+                        f"{MANIFEST}); refusing to replace it (move it away or choose another path)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()

@@ -86,3 +86,15 @@ def test_schema_check_names_the_column_whose_type_changed() -> None:
     changed = T.StructType([T.StructField("amount", T.LongType()), T.StructField("day", T.StringType())])
     with pytest.raises(SchemaError, match=r"column 'day' has type string .* categorical column of type date"):
         check_against_artifact(expected, changed, "m")
+
+
+def test_saving_never_replaces_a_foreign_directory(small_detector, tmp_path: Path) -> None:
+    from adspark.errors import PathError
+
+    det, _ = small_detector
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"meow")
+    with pytest.raises(PathError, match="photos.*not an adspark model directory"):
+        save_artifact(foreign, build_manifest(det.manifest_(), det.files_, SCHEMA), det.files_)
+    assert (foreign / "cat.jpg").read_bytes() == b"meow"
