@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adspark.errors import AdsparkError, ArtifactError, ConfigError, SchemaError, TrainingError
+from adspark.errors import AdsparkError, ArtifactError, ConfigError, PathError, SchemaError, TrainingError
 
 __version__ = "0.1.0"
 
@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "ConfigLike",
     "JobConfig",
+    "PathError",
     "SchemaError",
     "TrainingError",
     "__version__",

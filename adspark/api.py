@@ -125,8 +125,19 @@ class AnomalyModel:
         return scored_frame(_spark(df), self.config, df, self.artifact)
 
     def save(self, path: str | os.PathLike[str]) -> AnomalyModel:
-        """Write the artifact directory (manifest.json + ONNX files), replacing `path` whole; returns self."""
-        self.artifact = save_artifact(Path(path), self.artifact.manifest, self.artifact.files)
+        """Write the artifact directory (manifest.json + ONNX files) at `path`, swapped in whole; returns self.
+
+        The same path rules as `adspark train`'s model_dir (adspark.guard): a
+        filesystem root, an existing file or a non-empty directory that is not
+        an adspark model is refused with PathError, and one writer at a time
+        holds the path. A local path, like the job's model_dir.
+        """
+        from adspark.guard import guarded
+        from adspark.publish import new_run_id
+
+        spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        with guarded(spark, {"model_dir": str(path)}, ["model_dir"], new_run_id()):
+            self.artifact = save_artifact(Path(path), self.artifact.manifest, self.artifact.files)
         log.info("saved model to %s", self.artifact.path)
         return self
 

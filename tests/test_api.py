@@ -117,6 +117,12 @@ def test_schema_errors_are_typed(spark, table: dict, model) -> None:
 
 
 def test_artifact_errors_are_typed(model, tmp_path: Path) -> None:
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "todo.txt").write_text("keep me")
+    with pytest.raises(adspark.PathError, match="not an adspark model directory"):
+        adspark.AnomalyModel(model.artifact).save(foreign)
+    assert [p.name for p in foreign.iterdir()] == ["todo.txt"]
     with pytest.raises(adspark.ArtifactError, match="does not exist"):
         adspark.load(tmp_path / "missing")
     model_dir = tmp_path / "tampered"
