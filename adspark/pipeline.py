@@ -104,10 +104,11 @@ def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     return report
 
 
-def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str]) -> DataFrame:
+def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str],
+            block_events: int) -> DataFrame:
     """The output columns plus the scores; sequence models score each event in its stream's order."""
     if artifact.kind == "lstm":
-        scored = score_sequences(spark, df, artifact, ids)
+        scored = score_sequences(spark, df, artifact, ids, block_events)
         return scored.select(*[column(c) for c in cols], SCORE_COL, FLAG_COL)
     return score_dataframe(spark, df, artifact, keep=cols)
 
@@ -117,7 +118,7 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     ids = list(cfg.columns.id)
     cols = output_columns(cfg, df, ids)
     observed, source = observe_input(df, ids)
-    scored = _scored(spark, observed, artifact, cols, ids)
+    scored = _scored(spark, observed, artifact, cols, ids, cfg.model.block_events)
     run_info = {
         "run_id": report.run_id,
         "adspark_version": __version__,
