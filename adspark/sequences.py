@@ -21,7 +21,8 @@ key and the features cross into Python; every other column stays in the JVM.
 
 Training: the unit of sampling is a piece of a stream, (stream, time block),
 chosen by a seeded hash, so the sample holds whole runs of consecutive events
-and does not depend on partitioning.
+and does not depend on partitioning. Pieces are taken in hash order up to
+`train.sample_rows` events, a hard cap (the last piece may be cut short).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ _SEGMENT_COL = "__adspark_segment"
 BLOCK_EVENTS = 50_000
 # A sampled stream piece holds about this many windows' worth of events.
 PIECE_WINDOWS = 16
+# Pieces are drawn for this many times train.sample_rows events, then cut at train.sample_rows.
+OVERSAMPLE = 1.3
 
 
 def stream_key(entity: list[str]) -> Column:
@@ -83,7 +86,7 @@ def _time_number(df: DataFrame, ts: str) -> Column:
 
 
 def sequence_sample(df: DataFrame, roles: Roles, max_rows: int, seed: int, total_rows: int, window: int) -> pa.Table:
-    """Whole pieces of streams, in stream order, with the piece as the stream key (at most ~max_rows events)."""
+    """Whole pieces of streams, in stream order, with the piece as the stream key: at most max_rows events."""
     assert roles.timestamp is not None
     keyed, order = with_order(df, roles)
     features = feature_columns(roles.numeric, roles.categorical)
@@ -98,10 +101,12 @@ def sequence_sample(df: DataFrame, roles: Roles, max_rows: int, seed: int, total
     span = (hi - lo) / blocks if hi > lo else 1.0
     block = F.coalesce(F.floor((t - F.lit(lo)) / F.lit(span)), F.lit(-1)).cast("long")
     unit = F.xxhash64(F.col(STREAM_COL), block, F.lit(seed))
-    bound = int(min(1.0, max_rows / total_rows) * (2**63 - 1))  # |hash| < bound: a seeded fraction of the pieces
+    # |hash| < bound: a seeded share of the pieces, a little more than max_rows events on average;
+    # the limit then makes max_rows a hard cap (only the last piece taken may be cut short).
+    bound = int(min(1.0, OVERSAMPLE * max_rows / total_rows) * (2**63 - 1))
     chosen = keyed.withColumn(_UNIT_COL, unit).where(F.abs(F.col(_UNIT_COL)) < F.lit(bound))
-    ordered = chosen.orderBy(F.col(_UNIT_COL), *order[1:]).select(F.col(_UNIT_COL).alias(STREAM_COL), *features)
-    table = ordered.toArrow()
+    ordered = chosen.orderBy(F.col(_UNIT_COL), *order[1:]).limit(max_rows)
+    table = ordered.select(F.col(_UNIT_COL).alias(STREAM_COL), *features).toArrow()
     log.info("training sample: %d events in pieces of %d blocks per stream, of %d events", table.num_rows, blocks,
              total_rows)
     return table
