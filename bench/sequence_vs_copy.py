@@ -228,17 +228,20 @@ def main() -> int:
     }
     for shape in shapes:
         tasks |= {(shape.name, v): argv for v, argv in shape.variants().items()}
-    runs: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in tasks}
+    runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {k: [] for k in tasks}
     keys = list(tasks)
     for r in range(args.repeats):
         for key in keys[r % len(keys):] + keys[: r % len(keys)]:
             log = args.workdir / "logs" / f"{key[0]}-{key[1]}-{r}.log"
             seconds, cpu = run_timed(tasks[key], log)
-            runs[key].append((seconds, cpu[3]))
+            runs[key].append((seconds, cpu[0] + cpu[1] + cpu[2], cpu[3]))
             print(f"round {r + 1}/{args.repeats} {key[0]:<7} {key[1]:<11} {seconds:6.1f} s "
                   f"(other processes {cpu[3]:.0f} CPU-s, load {load_average()})", flush=True)
     for shape in shapes:
         shape.check()
+    results = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": started_load,
+               "runs": [{"table": t, "variant": v, "runs": r} for (t, v), r in runs.items()]}
+    (args.workdir / "results.json").write_text(json.dumps(results, indent=2))
     table = report(shapes, runs, args, started_load)
     hosts = [s for s in shapes if s.name == "hosts"]
     if hosts:
@@ -249,23 +252,26 @@ def main() -> int:
     return 0
 
 
-def report(shapes: list[Shape], runs: dict[tuple[str, str], list[tuple[float, float]]], args: argparse.Namespace,
-           machine: str) -> str:
-    med = {k: statistics.median(s for s, _ in v) for k, v in runs.items() if v}
+def report(shapes: list[Shape], runs: dict[tuple[str, str], list[tuple[float, float, float]]],
+           args: argparse.Namespace, machine: str) -> str:
+    med = {k: statistics.median(s for s, _, _ in v) for k, v in runs.items() if v}
+    cpu = {k: statistics.median(c for _, c, _ in v) for k, v in runs.items() if v}
     lines = [f"`python bench/sequence_vs_copy.py{' --smoke' if args.smoke else ''}`: {args.repeats} round(s), "
              f"window {args.window}, block_events {args.block_events}. {machine}.", "",
-             "| table | events | variant | median s | min s | cpu other s (median) |", "|---|---|---|---:|---:|---:|"]
+             "| table | events | variant | median s | min s | own CPU s | cpu other s |",
+             "|---|---|---|---:|---:|---:|---:|"]
     for (shape, variant), values in runs.items():
         events = next((s.events for s in shapes if s.name == shape), 0)
         lines.append(f"| {shape} | {events:,} | {variant} | {med[shape, variant]:.1f} | "
-                     f"{min(s for s, _ in values):.1f} | {statistics.median(o for _, o in values):.0f} |")
-    lines += ["", "| ratio | value | net of start-up | target |", "|---|---:|---:|---|"]
+                     f"{min(s for s, _, _ in values):.1f} | {cpu[shape, variant]:.0f} | "
+                     f"{statistics.median(o for _, _, o in values):.0f} |")
+    lines += ["", "| ratio | of medians | net of start-up | of own CPU | target |", "|---|---:|---:|---:|---|"]
     noop = {c: med.get(("-", f"noop@{c}"), 0.0) for c in (1, 2)}
 
     def ratio(name: str, a: tuple[str, str], b: tuple[str, str], target: str) -> None:
         if a in med and b in med:
             na, nb = med[a] - noop[int(a[1][-1])], med[b] - noop[int(b[1][-1])]
-            lines.append(f"| {name} | {med[a] / med[b]:.2f} | {na / nb:.2f} | {target} |")
+            lines.append(f"| {name} | {med[a] / med[b]:.2f} | {na / nb:.2f} | {cpu[a] / cpu[b]:.2f} | {target} |")
 
     ratio("hosts: score / copy", ("hosts", "score@2"), ("hosts", "copy@2"), "<= 2.0")
     ratio("hosts: score / identity", ("hosts", "score@2"), ("hosts", "identity@2"), "")
