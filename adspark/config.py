@@ -31,8 +31,12 @@ class _Strict(BaseModel):
 
 class InputConfig(_Strict):
     path: str | None = None
-    format: Literal["parquet", "orc", "csv", "json", "delta"] = "parquet"
-    options: dict[str, str] = Field(default_factory=dict)
+    format: Literal["parquet", "orc", "csv", "json"] = "parquet"
+    # YAML scalars as written (`header: true`, `samplingRatio: 0.5`); handed to Spark as its option strings.
+    options: dict[str, str | bool | int | float] = Field(default_factory=dict)
+
+    def spark_options(self) -> dict[str, str]:
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.options.items()}
 
 
 class ColumnsConfig(_Strict):

@@ -125,12 +125,31 @@ def check_against_artifact(expected: list[dict[str, str]], schema: T.StructType,
             raise SchemaError(
                 f"column {name!r} ({role} column of the model in {model_dir}) is not in the input table"
             )
-        if not _type_ok(role, fields[name]):
+        if not _type_ok(role, fields[name]) or not widens(col["type"], _type_name(fields[name]), role):
             raise SchemaError(
                 f"column {name!r} has type {_type_name(fields[name])} but the model in {model_dir} was trained "
-                f"on it as a {role} column of type {col['type']}"
+                f"on it as a {role} column of type {col['type']} (only safe widening is accepted: "
+                "int -> bigint -> double, float -> double, decimal -> double)"
             )
     _reject_reserved(fields)
+
+
+_INTEGERS = ("tinyint", "smallint", "int", "bigint")
+
+
+def widens(recorded: str, current: str, role: str) -> bool:
+    """Whether a column recorded as `recorded` may now be `current` without changing what the model sees.
+
+    Integers widen to wider integers; for numeric roles integers, floats and
+    decimals also widen to double (a categorical may not: 1 would become "1.0").
+    """
+    if recorded == current:
+        return True
+    if recorded in _INTEGERS and current in _INTEGERS:
+        return _INTEGERS.index(current) >= _INTEGERS.index(recorded)
+    if role in ("numeric", "timestamp") and current == "double":
+        return recorded in (*_INTEGERS, "float") or recorded.startswith("decimal")
+    return False
 
 
 _ROLE_TYPES: dict[str, tuple[type[T.DataType], ...]] = {

@@ -114,14 +114,12 @@ def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
     """
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from adspark.runtime import cached_scorer, inject_fault, unpack_payload
+        from adspark.runtime import cached_scorer, unpack_payload
 
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
-        for i, batch in enumerate(batches):
+        for batch in batches:
             scores = pa.array(scorer.score_arrays(batch.columns[keep:]), type=pa.float64())
             yield pa.RecordBatch.from_arrays([*batch.columns[:keep], scores], names=names)
-            if i == 0:
-                inject_fault()
 
     return score
 
