@@ -93,6 +93,7 @@ class ModelConfig(_Strict):
     max_steps: int | None = Field(None, ge=1)  # cap on gan/lstm training steps over all epochs; None = per kind
     # --- kind: lstm ------------------------------------------------------------
     window: int = Field(32, ge=1, le=1024)  # events of history before each scored event
+    block_events: int = Field(50_000, ge=1)  # a longer stream is scored in parallel blocks of this many events
 
     def step_cap(self) -> int:
         """Training steps allowed over all epochs (gan and lstm stop early otherwise)."""

@@ -125,10 +125,11 @@ def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     return report
 
 
-def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str]) -> DataFrame:
+def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str],
+            block_events: int) -> DataFrame:
     """The output columns plus the scores; sequence models score each event in its stream's order."""
     if artifact.kind == "lstm":
-        scored = score_sequences(spark, df, artifact, ids)
+        scored = score_sequences(spark, df, artifact, ids, block_events)
         return scored.select(*[column(c) for c in cols], SCORE_COL, FLAG_COL)
     return score_dataframe(spark, df, artifact, keep=cols)
 
@@ -145,7 +146,7 @@ def check_scorable(cfg: JobConfig, df: DataFrame, artifact: Artifact) -> None:
 def scored_frame(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact) -> DataFrame:
     """The one scoring path (CLI and library): the config's output columns of `df` plus the scores; lazy."""
     ids = list(cfg.columns.id)
-    return _scored(spark, df, artifact, output_columns(cfg, df, ids), ids)
+    return _scored(spark, df, artifact, output_columns(cfg, df, ids), ids, cfg.model.block_events)
 
 
 def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact, report: RunReport) -> None:
