@@ -90,14 +90,14 @@ class ModelConfig(_Strict):
     disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
     score_alpha: float = Field(0.9, ge=0.0, le=1.0)  # weight of reconstruction vs feature matching
     adversarial_weight: float = Field(0.1, ge=0.0, le=100.0)  # of the adversarial + feature-matching loss
-    max_steps: int | None = Field(None, ge=1)  # cap on gan/lstm training steps over all epochs; None = per kind
+    max_steps: int | None = Field(None, ge=1)  # cap on training steps over all epochs; None = per kind
     # --- kind: lstm ------------------------------------------------------------
     window: int = Field(32, ge=1, le=1024)  # events of history before each scored event
     block_events: int = Field(50_000, ge=1)  # a longer stream is scored in parallel blocks of this many events
 
-    def step_cap(self) -> int:
-        """Training steps allowed over all epochs (gan and lstm stop early otherwise)."""
-        return self.max_steps or {"gan": 8000, "lstm": 2000}.get(self.kind, 8000)
+    def step_cap(self) -> int | None:
+        """Training steps allowed over all epochs; None = no cap (the autoencoder's default)."""
+        return self.max_steps or {"gan": 8000, "lstm": 2000}.get(self.kind)
 
     @field_validator("hidden", "disc_hidden")
     @classmethod
