@@ -28,9 +28,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from adspark.artifact import Artifact
+from adspark.decisions import Decision
 from adspark.runtime.sequence import STREAM_COL, sequence_batch_scorer
-from adspark.schema import Roles, column, feature_columns
-from adspark.scoring import broadcast_artifact, scalar_iter_udf, with_flag, with_score
+from adspark.schema import OutputNames, Roles, column, feature_columns
+from adspark.scoring import broadcast_artifact, result_type, scalar_iter_udf, with_flag, with_score
 
 log = logging.getLogger("adspark.sequences")
 TIE_COL = "__adspark_tie"
@@ -93,16 +94,20 @@ def sequence_sample(df: DataFrame, roles: Roles, max_rows: int, seed: int, total
     return table
 
 
-def score_sequences(spark: SparkSession, df: DataFrame, artifact: Artifact, ids: list[str]) -> DataFrame:
-    """`df` with `anomaly_score` and `is_anomaly`, each event scored against its own stream's history."""
+def score_sequences(spark: SparkSession, df: DataFrame, artifact: Artifact, ids: list[str],
+                    outputs: OutputNames | None = None, decision: Decision | None = None) -> DataFrame:
+    """`df` with the score, flag (and percentile, reasons), each event scored against its own stream's history."""
+    outputs = outputs or OutputNames()
     names = {role: [c["name"] for c in artifact.input_schema if c["role"] == role]
              for role in ("numeric", "categorical", "entity", "timestamp")}
     roles = Roles(ids, names["numeric"], names["categorical"], names["entity"], names["timestamp"][0])
     keyed, order = with_order(df, roles)
     spread = keyed.repartition(F.col(STREAM_COL)) if roles.entity else keyed.repartition(1)
     ordered = spread.sortWithinPartitions(*order)
-    body = sequence_batch_scorer(artifact.digest, broadcast_artifact(spark, artifact))
+    body = sequence_batch_scorer(artifact.digest, broadcast_artifact(spark, artifact),
+                                 outputs.percentile is not None, outputs.explain if outputs.reasons else 0)
     # Nondeterministic: the optimizer must not move the UDF away from the sorted order it relies on.
-    udf = scalar_iter_udf(body).asNondeterministic()
-    scored = with_score(spark, ordered, udf, [F.col(STREAM_COL), *feature_columns(roles.numeric, roles.categorical)])
-    return with_flag(scored.drop(STREAM_COL, TIE_COL), artifact)
+    udf = scalar_iter_udf(body, result_type(outputs)).asNondeterministic()
+    crossing = [F.col(STREAM_COL), *feature_columns(roles.numeric, roles.categorical)]
+    scored = with_score(spark, ordered, udf, crossing, outputs)
+    return with_flag(scored.drop(STREAM_COL, TIE_COL), artifact, outputs, decision, ids)
