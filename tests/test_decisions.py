@@ -100,3 +100,102 @@ def test_percentiles_are_shares_below_and_stay_under_one() -> None:
 def test_top_k_flags_exactly_k_with_ties_by_position() -> None:
     scores = np.array([1.0, 5.0, 5.0, 3.0, 5.0])
     np.testing.assert_array_equal(top_k_flags(scores, 2), [False, True, True, False, False])
+
+
+# --- on Spark, with the session's trained model ----------------------------------------------------------
+
+FEATURES = ["amount", "a", "b", "count"]
+
+
+def test_thresholds_are_calibrated_on_rows_the_network_never_saw(trained) -> None:
+    from adspark.runtime import build_scorer
+    from tests.conftest import make_table
+
+    art = trained["artifact"]
+    fresh = make_table(20_000, seed=9, outliers=100)  # the training distribution: 0.5% outliers
+    scorer = build_scorer(art.manifest, art.files)
+    scores = scorer.score_arrays([*(pa_col(fresh[c].astype("float64")) for c in FEATURES), pa_col(fresh["merchant"])])
+    summary = ScoreSummary.from_state(art.manifest["score_summary"])
+    contamination = float(np.mean(scores > art.threshold))
+    pot = float(np.mean(scores > decide("pot", 1e-3, summary).threshold))
+    print(f"fresh rows flagged: contamination 0.01 -> {contamination:.4f}, pot 1e-3 -> {pot:.5f}")
+    assert 0.005 <= contamination <= 0.02
+    assert 1e-3 / 3 <= pot <= 3e-3
+
+
+def pa_col(values):
+    import pyarrow as pa
+
+    return pa.array(values)
+
+
+def _score(spark, tmp_path, trained, data: str, **extra):
+    from adspark import pipeline
+    from adspark.config import parse_config
+    from tests.conftest import job_dict
+
+    cfg = parse_config(job_dict(tmp_path, data, model_dir=trained["cfg"].model_dir, **extra))
+    report = pipeline.score(spark, cfg)
+    out = spark.read.parquet(cfg.output.path).toPandas().sort_values("txn_id").reset_index(drop=True)
+    manifest = json.loads((tmp_path / "out" / "_adspark_run.json").read_text())
+    return report, out, manifest
+
+
+def test_score_applies_the_config_threshold_block_and_records_it(spark, trained, dataset, tmp_path) -> None:
+    _, out, m = _score(spark, tmp_path, trained, dataset[1], threshold={"method": "pot", "value": 0.002},
+                       output={"path": str(tmp_path / "out"), "columns": ["txn_id"], "explain": 0})
+    art = trained["artifact"]
+    expected = decide("pot", 0.002, ScoreSummary.from_state(art.manifest["score_summary"])).threshold
+    assert m["decision"]["method"] == "pot" and m["decision"]["level"] == 0.98 and m["decision"]["source"] == "config"
+    assert m["threshold"] == m["decision"]["threshold"] == expected != art.threshold
+    assert m["decision"]["tail"]["excesses"] >= 10
+    np.testing.assert_array_equal(out["is_anomaly"], out["anomaly_score"] > expected)
+    pct = out["anomaly_percentile"].to_numpy()
+    assert np.all((pct >= 0) & (pct < 1))
+    order = np.argsort(out["anomaly_score"].to_numpy(), kind="stable")
+    assert np.all(np.diff(pct[order]) >= 0)  # percentiles keep the scores' order
+
+
+def test_top_k_flags_exactly_k_per_segment_ties_by_id(spark, trained, tmp_path) -> None:
+    from tests.conftest import make_table, write_parquet
+
+    df = make_table(1200, seed=12, outliers=0)
+    df.loc[:9, ["amount", "a", "b", "count"]] = [9000.0, 3.0, -3.0, 14]  # ten identical extreme rows
+    df.loc[:9, "merchant"] = "fuel"
+    data = write_parquet(df.sample(frac=1.0, random_state=0), tmp_path / "data", files=3)
+    _, out, m = _score(spark, tmp_path, trained, data, threshold={"method": "top_k", "value": 6, "by": ["merchant"]},
+                       output={"path": str(tmp_path / "out"), "percentile": False, "explain": 0})
+    for merchant, seg in out.groupby("merchant"):
+        assert int(seg["is_anomaly"].sum()) == 6, merchant
+        top = seg.sort_values(["anomaly_score", "txn_id"], ascending=[False, True]).head(6)
+        assert set(top["txn_id"]) == set(seg.loc[seg["is_anomaly"], "txn_id"])
+    fuel = out[out["merchant"] == "fuel"]
+    assert sorted(fuel.loc[fuel["is_anomaly"], "txn_id"]) == [0, 1, 2, 3, 4, 5]  # ties: lowest ids first
+    assert m["decision"]["method"] == "top_k" and m["decision"]["by"] == ["merchant"] and m["threshold"] is None
+    assert m["flagged"] == 6 * out["merchant"].nunique()
+    cuts = {c["segment"]["merchant"]: c["threshold"] for c in m["decision"]["thresholds"]}
+    assert cuts["fuel"] == out.loc[0, "anomaly_score"]
+
+
+def test_output_names_are_the_users(spark, trained, tmp_path) -> None:
+    from adspark import pipeline
+    from adspark.config import parse_config
+    from adspark.errors import SchemaError
+    from adspark.schema import resolve_roles
+    from tests.conftest import job_dict, make_table, write_parquet
+
+    df = make_table(300, seed=13).rename(columns={"label": "is_anomaly"})
+    data = write_parquet(df, tmp_path / "labelled", files=1)
+    cols = {"id": ["txn_id"], "categorical": ["merchant"], "exclude": ["is_anomaly"]}
+    cfg = parse_config(job_dict(tmp_path, data, columns=cols, model_dir=trained["cfg"].model_dir))
+    resolve_roles(cfg, spark.read.parquet(data).schema)  # what train checks: an input name is never refused
+    with pytest.raises(SchemaError, match=r"'is_anomaly' \(output.flag_column\) would overwrite the input column"):
+        pipeline.score(spark, cfg)
+    renamed = {"path": str(tmp_path / "out"), "flag_column": "flagged", "score_column": "score",
+               "percentile_column": "pct", "reasons_column": "why", "explain": 2}
+    cfg = parse_config(job_dict(tmp_path, data, columns=cols, model_dir=trained["cfg"].model_dir, output=renamed))
+    pipeline.score(spark, cfg)
+    out = spark.read.parquet(str(tmp_path / "out"))
+    assert out.columns == [*df.columns, "score", "flagged", "pct", "why"]
+    row = out.where("txn_id = 0").first()
+    assert len(row["why"]) == 2 and row["is_anomaly"] == 1
