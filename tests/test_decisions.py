@@ -199,3 +199,22 @@ def test_output_names_are_the_users(spark, trained, tmp_path) -> None:
     assert out.columns == [*df.columns, "score", "flagged", "pct", "why"]
     row = out.where("txn_id = 0").first()
     assert len(row["why"]) == 2 and row["is_anomaly"] == 1
+
+
+def test_percentiles_from_two_training_samples_agree_on_held_out_rows(trained) -> None:
+    """The frozen distribution behind the percentiles: two fresh samples of the same distribution, one network."""
+    from adspark.runtime import build_scorer
+    from tests.conftest import make_table
+
+    art = trained["artifact"]
+    scorer = build_scorer(art.manifest, art.files)
+
+    def scores(seed: int, n: int) -> np.ndarray:
+        df = make_table(n, seed=seed, outliers=n // 200)
+        return scorer.score_arrays([*(pa_col(df[c].astype("float64")) for c in FEATURES), pa_col(df["merchant"])])
+
+    first, second = ScoreSummary.from_scores(scores(31, 3000)), ScoreSummary.from_scores(scores(32, 3000))
+    held_out = scores(33, 10_000)
+    move = float(np.mean(np.abs(first.percentile(held_out) - second.percentile(held_out))))
+    print(f"held-out percentiles move by {move:.4f} on average between two training samples")
+    assert move <= 0.02
