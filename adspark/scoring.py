@@ -154,7 +154,8 @@ def flag_top_k(scored: DataFrame, names: OutputNames, decision: Decision, ids: l
     win = Window.partitionBy(*by).orderBy(F.col(_SEGMENT_COL)) if by else Window.orderBy(F.col(_SEGMENT_COL))
     top = keyed.select(*by, F.col(_SEGMENT_COL), F.row_number().over(win).alias("_rank"))
     cuts = top.where(F.col("_rank") <= k).groupBy(*by).agg(F.max(_SEGMENT_COL).alias("_cut"))
-    rows = cuts.select(*by, (-F.col("_cut")["s"]).alias("threshold")).orderBy(*by).limit(MAX_RECORDED_CUTS).collect()
+    listed = cuts.select(*by, (-F.col("_cut")["s"]).alias("threshold"))
+    rows = (listed.orderBy(*by) if by else listed).limit(MAX_RECORDED_CUTS).collect()
     decision.details["thresholds"] = [
         {"segment": {c: _plain(r[i]) for i, c in enumerate(decision.by)}, "threshold": float(r["threshold"])}
         for r in rows

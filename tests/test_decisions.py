@@ -175,6 +175,14 @@ def test_top_k_flags_exactly_k_per_segment_ties_by_id(spark, trained, tmp_path) 
     assert m["flagged"] == 6 * out["merchant"].nunique()
     cuts = {c["segment"]["merchant"]: c["threshold"] for c in m["decision"]["thresholds"]}
     assert cuts["fuel"] == out.loc[0, "anomaly_score"]
+    # one budget for the whole table
+    from adspark.decisions import Decision
+    from adspark.scoring import score_dataframe
+
+    whole = Decision("top_k", 4)
+    flagged = score_dataframe(spark, spark.read.parquet(data), trained["artifact"], decision=whole, ids=["txn_id"])
+    assert sorted(r["txn_id"] for r in flagged.where("is_anomaly").select("txn_id").collect()) == [0, 1, 2, 3]
+    assert whole.details["thresholds"] == [{"segment": {}, "threshold": out.loc[0, "anomaly_score"]}]
 
 
 def test_output_names_are_the_users(spark, trained, tmp_path) -> None:
