@@ -34,7 +34,6 @@ from adspark.runtime.base import (
     column_owners,
     expected_values,
     grouping,
-    inject_fault,
     onnx_session,
     reasons_array,
     result_struct,
@@ -209,7 +208,7 @@ def sequence_batch_scorer(
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
         assert isinstance(scorer, LstmScorer)
         history = scorer.empty_history()
-        for i, batch in enumerate(batches):
+        for batch in batches:
             arrays = batch.flatten()
             keys = arrays[0].to_numpy(zero_copy_only=False)
             scores, parts, expected, history = scorer.explain_events(keys, arrays[1:], history, explain > 0)
@@ -218,8 +217,6 @@ def sequence_batch_scorer(
                                     percentile, explain)
             else:
                 yield pa.array(scores, type=pa.float64())
-            if i == 0:
-                inject_fault()
 
     return score
 
