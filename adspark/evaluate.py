@@ -217,7 +217,7 @@ def _scored_table(spark: SparkSession, cfg: JobConfig, scores: str | None, label
         df = spark.read.parquet(scores)
         if SCORE_COL not in df.columns:
             raise SchemaError(f"{scores}: no {SCORE_COL!r} column; is it an adspark output?")
-        threshold = artifact.threshold if artifact else _run_threshold(scores)
+        threshold = _model_threshold(cfg, artifact) if artifact else _run_threshold(scores)
         _check_columns(df, label, by)
         return df, threshold, artifact.manifest if artifact else None, scores
     if artifact is None:
@@ -226,7 +226,18 @@ def _scored_table(spark: SparkSession, cfg: JobConfig, scores: str | None, label
 
     df = read_table(spark, cfg.input)
     _check_columns(df, label, by)
-    return scored_for_evaluation(spark, cfg, df, artifact), artifact.threshold, artifact.manifest, str(cfg.input.path)
+    scored = scored_for_evaluation(spark, cfg, df, artifact)
+    return scored, _model_threshold(cfg, artifact), artifact.manifest, str(cfg.input.path)
+
+
+def _model_threshold(cfg: JobConfig, artifact: Any) -> float:
+    from adspark.pipeline import decision_for
+
+    threshold = decision_for(cfg, artifact).threshold
+    if threshold is None:
+        raise ConfigError("evaluate: the model's decision (top_k per segment) has no single score threshold; set "
+                          "a threshold block (e.g. method: fixed) in the config")
+    return float(threshold)
 
 
 def _check_columns(df: DataFrame, label: str, by: str | None) -> None:
@@ -247,6 +258,12 @@ def _run_threshold(scores: str) -> float:
 def evaluate(spark: SparkSession, cfg: JobConfig, label: str, scores: str | None = None, by: str | None = None
              ) -> Evaluation:
     scored, threshold, manifest, source = _scored_table(spark, cfg, scores, label, by)
+    names = {cfg.output.score_column: SCORE_COL, cfg.output.flag_column: FLAG_COL, cfg.output.reasons_column:
+             "top_features"}
+    if cfg.output.score_column not in scored.columns:
+        raise SchemaError(f"no {cfg.output.score_column!r} column in the scored table (output.score_column)")
+    scored = scored.select(*[column(c).alias(names.get(c, c)) for c in scored.columns
+                             if c in names or c not in names.values()])
     ids = [c for c in cfg.columns.id if c in scored.columns]
     extra = [c for c in ("top_features",) if c in scored.columns]
     features = [c for c in scored.columns if c not in {*ids, *extra, label, SCORE_COL, FLAG_COL, by}]

@@ -32,10 +32,9 @@ from adspark.errors import DriftError
 from adspark.io import HadoopPath
 from adspark.progress import progress
 from adspark.publish import RUN_REPORT
-from adspark.schema import FLAG_COL, SCORE_COL, column, feature_columns
+from adspark.schema import column, feature_columns
 
 log = logging.getLogger("adspark.monitor")
-REASONS_COL = "top_features"
 TOP_ROWS = 20
 TOP_CANDIDATES = 100_000  # at most this many rows above the cut are ordered to find the top ones
 TOP_COLUMNS = 12  # columns of a top row kept in the manifest (ids, reasons, score, then features)
@@ -82,6 +81,8 @@ def _plan_fields(spark: SparkSession, fields: int) -> Iterator[None]:
 class Monitor:
     def __init__(self, spark: SparkSession, cfg: JobConfig, artifact: Artifact, ids: list[str]) -> None:
         self.spark, self.cfg, self.artifact, self.ids = spark, cfg, artifact, ids
+        out = cfg.output
+        self.score_col, self.flag_col, self.reasons_col = out.score_column, out.flag_column, out.reasons_column
         self.reference: dict[str, Any] | None = artifact.manifest.get("reference")
         self.features: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
@@ -122,7 +123,7 @@ class Monitor:
 
     def _score_counts(self, out: DataFrame) -> list[int]:
         assert self.reference is not None
-        score = F.col(SCORE_COL)
+        score = F.col(self.score_col)
         exprs = [F.sum((score <= F.lit(e)).cast("long")).alias(f"c{i}")
                  for i, e in enumerate(drift.score_edges(self.reference))]
         exprs.append(F.count(F.lit(1)).alias("n"))
@@ -140,17 +141,17 @@ class Monitor:
     def _top_rows(self, out: DataFrame) -> dict[str, Any]:
         names = out.columns
         keep = [c for c in self.ids if c in names]
-        keep += [c for c in (SCORE_COL, FLAG_COL, REASONS_COL) if c in names]
+        keep += [c for c in (self.score_col, self.flag_col, self.reasons_col) if c in names]
         features = [c["name"] for c in self.artifact.input_schema if c["name"] in names and c["name"] not in keep]
         keep += features[: max(0, TOP_COLUMNS - len(keep))]
         cut = self._cut
         if cut is None:  # no counts at known edges: find the 20th score first (one column read)
-            top = out.select(SCORE_COL).orderBy(F.col(SCORE_COL).desc()).limit(TOP_ROWS).collect()
+            top = out.select(column(self.score_col)).orderBy(F.col(self.score_col).desc()).limit(TOP_ROWS).collect()
             if not top:
                 return {"columns": keep, "rows": []}
             cut = float(top[-1][0])
-        rows = (out.where(F.col(SCORE_COL) >= F.lit(cut)).select(*[column(c) for c in keep])
-                .orderBy(F.col(SCORE_COL).desc()).limit(TOP_ROWS).collect())
+        rows = (out.where(F.col(self.score_col) >= F.lit(cut)).select(*[column(c) for c in keep])
+                .orderBy(F.col(self.score_col).desc()).limit(TOP_ROWS).collect())
         return {"columns": keep, "rows": [[_jsonable(v) for v in r] for r in rows]}
 
     def finish(self, staging: HadoopPath, manifest: dict[str, Any]) -> dict[str, Any]:
