@@ -274,6 +274,9 @@ def describe(artifact: Artifact) -> str:
     if sequence:
         spec = m["model"]
         lines.append(f"window        {spec['window']} events of history per scored event, LSTM {spec['hidden']}")
+    if m["kind"] == "ensemble":
+        kinds = " + ".join(member["kind"] for member in m["model"]["members"])
+        lines.append(f"members       {kinds} (score: mean quantile level in each member's training scores)")
     training = m.get("training", {})
     scalars = (f"{k}={v}" for k, v in training.items() if not isinstance(v, dict | list))
     lines.append("training      " + ", ".join(scalars))

@@ -72,6 +72,10 @@ class ColumnsConfig(_Strict):
         return self.entity + ([self.timestamp] if self.timestamp else [])
 
 
+MemberKind = Literal["autoencoder", "gan", "iforest"]  # the row-wise kinds an ensemble can combine
+DEFAULT_MEMBERS: tuple[MemberKind, ...] = ("autoencoder", "iforest")
+
+
 class ModelConfig(_Strict):
     """The detector family and its network.
 
@@ -81,7 +85,7 @@ class ModelConfig(_Strict):
     and adspark/models/lstm.py for what each one does.
     """
 
-    kind: Literal["autoencoder", "gan", "lstm"] = "autoencoder"
+    kind: Literal["autoencoder", "gan", "lstm", "iforest", "ensemble"] = "autoencoder"
     hidden: list[int] | None = None
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
@@ -94,6 +98,11 @@ class ModelConfig(_Strict):
     # --- kind: lstm ------------------------------------------------------------
     window: int = Field(32, ge=1, le=1024)  # events of history before each scored event
     block_events: int = Field(50_000, ge=1)  # a longer stream is scored in parallel blocks of this many events
+    # --- kind: iforest -----------------------------------------------------------
+    n_estimators: int = Field(200, ge=1, le=5000)  # trees
+    max_samples: int | Literal["auto"] = "auto"  # rows per tree; auto = min(256, sample rows)
+    # --- kind: ensemble ----------------------------------------------------------
+    members: list[MemberKind] = Field(default_factory=lambda: list(DEFAULT_MEMBERS))  # rank-averaged kinds
 
     def step_cap(self) -> int | None:
         """Training steps allowed over all epochs; None = no cap (the autoencoder's default)."""
@@ -111,6 +120,20 @@ class ModelConfig(_Strict):
         if self.kind == "gan" and self.ensemble != 1:
             raise ValueError("model.ensemble must be 1 for kind 'gan' (GAN ensembles are not supported)")
         return self
+
+    @field_validator("members")
+    @classmethod
+    def _distinct_members(cls, v: list[str]) -> list[str]:
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError("model.members must list at least two different kinds")
+        return v
+
+    @field_validator("max_samples")
+    @classmethod
+    def _enough_samples(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 2:
+            raise ValueError("model.max_samples must be 'auto' or at least 2 rows per tree")
+        return v
 
 
 class TrainConfig(_Strict):
