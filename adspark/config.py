@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,15 +109,27 @@ class ModelConfig(_Strict):
         return self
 
 
+# `train.min_steps` raises the epochs of a small sample up to this many.
+MAX_EPOCHS = 500
+
+
 class TrainConfig(_Strict):
     sample_rows: int = Field(200_000, ge=10)
     epochs: int = Field(30, ge=1)
+    # A small sample gets more epochs, so that training takes at least this many steps: 30 epochs of a
+    # 200-row sample are 30 steps, far too few (see bench/README.md, "Ablation"). 0 turns it off.
+    min_steps: int = Field(1000, ge=0)
     seed: int = 42
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     validation_split: float = Field(0.1, ge=0.0, lt=0.9)
     patience: int = Field(5, ge=1)
     trim: float = Field(0.05, ge=0.0, lt=0.5)
+
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs to run on `n_train` rows: `epochs`, raised so training takes `min_steps` steps (≤ MAX_EPOCHS)."""
+        steps = max(1, math.ceil(n_train / self.batch_size))
+        return max(self.epochs, min(MAX_EPOCHS, math.ceil(self.min_steps / steps)))
 
 
 class PreprocessConfig(_Strict):

@@ -123,13 +123,14 @@ class AutoencoderDetector(Detector):
         self, model: Any, x: np.ndarray, tr_idx: np.ndarray, val_idx: np.ndarray, label: str
     ) -> tuple[np.ndarray, dict[str, Any]]:
         t = self.cfg.train
-        warmup = max(1, t.epochs // 4) if t.trim > 0 else 0
+        epochs = t.epochs_for(len(tr_idx))
+        warmup = max(1, epochs // 4) if t.trim > 0 else 0
         history: list[float] = []
         if warmup:
             history += self._epochs(model, x[tr_idx], x[val_idx], 0, warmup, label)
             tr_idx = self._trim(model, x, tr_idx)
             val_idx = self._trim(model, x, val_idx) if len(val_idx) else val_idx
-        history += self._epochs(model, x[tr_idx], x[val_idx], warmup, t.epochs, label)
+        history += self._epochs(model, x[tr_idx], x[val_idx], warmup, epochs, label)
         if not history or not np.all(np.isfinite(history)):
             raise TrainingError(f"{label}: the training loss diverged (NaN or inf); no artifact was written")
         info = {"epochs_run": len(history), "final_loss": float(history[-1]), "trimmed_rows": len(x) - len(tr_idx)}
@@ -156,7 +157,7 @@ class AutoencoderDetector(Detector):
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.EarlyStopping(monitor=monitor, patience=t.patience, restore_best_weights=True),
-            _EpochLog.make(label, t.epochs),
+            _EpochLog.make(label, last),
         ]
         hist = model.fit(
             x_tr,

@@ -263,21 +263,22 @@ class GanDetector(Detector):
         n_val = int(len(x) * t.validation_split) if len(x) * t.validation_split >= 8 else 0
         val_idx, tr_idx = order[:n_val], order[n_val:]
         trainer = _GanTrainer(nets, t.learning_rate, m.adversarial_weight)
-        warmup = max(1, t.epochs // 4) if t.trim > 0 and t.epochs > 1 else 0
-        steps = self._steps_per_epoch(len(tr_idx))
+        epochs = t.epochs_for(len(tr_idx))
+        warmup = max(1, epochs // 4) if t.trim > 0 and epochs > 1 else 0
+        steps = self._steps_per_epoch(len(tr_idx), epochs)
         best, best_weights, best_epoch, wait, epoch = math.inf, _weights(nets), 0, 0, 0
         losses = np.zeros(4)
-        for epoch in range(t.epochs):
+        for epoch in range(epochs):
             if epoch == warmup and warmup:
                 tr_idx, val_idx = self._trim(nets, x, tr_idx), self._trim(nets, x, val_idx)
                 best, wait = math.inf, 0  # the validation set changed: losses before are not comparable
-                steps = self._steps_per_epoch(len(tr_idx))
+                steps = self._steps_per_epoch(len(tr_idx), epochs)
             losses = self._epoch(trainer, x, tr_idx, steps, latent, rng)
             monitor = trainer.validation_loss(x[val_idx] if len(val_idx) else x[tr_idx[:EVAL_BATCH]])
             _check_finite(losses, monitor, epoch)
             log.info(
                 "gan epoch %d/%d d_loss=%.5f g_loss=%.5f rec=%.5f fm=%.5f val=%.5f",
-                epoch + 1, t.epochs, *losses, monitor,
+                epoch + 1, epochs, *losses, monitor,
             )  # fmt: skip
             if monitor < best:
                 best, best_weights, best_epoch, wait = monitor, _weights(nets), epoch + 1, 0
@@ -296,10 +297,9 @@ class GanDetector(Detector):
         }
         return tr_idx, info
 
-    def _steps_per_epoch(self, n_train: int) -> int:
-        t = self.cfg.train
-        full = max(1, math.ceil(n_train / t.batch_size))
-        return max(1, min(full, self.cfg.model.step_cap() // t.epochs))
+    def _steps_per_epoch(self, n_train: int, epochs: int) -> int:
+        full = max(1, math.ceil(n_train / self.cfg.train.batch_size))
+        return max(1, min(full, self.cfg.model.step_cap() // epochs))
 
     def _epoch(
         self, trainer: _GanTrainer, x: np.ndarray, idx: np.ndarray, steps: int, latent: int, rng: np.random.Generator
