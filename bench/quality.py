@@ -725,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
                 result.seed = seed
                 results.append(result)
                 print(f"  {method}: ROC {result.roc_auc:.4f} PR {result.pr_auc:.4f} {result.seconds:.1f} s", flush=True)
+                if args.save:  # after every result, so a long run that is stopped keeps what it measured
+                    args.save.write_text(json.dumps([vars(r) for r in results], indent=1))
     print()
     print(format_table(results))
     if skipped:
@@ -735,8 +737,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         for r in results:
             print(json.dumps(vars(r)))
-    if args.save:
-        args.save.write_text(json.dumps([vars(r) for r in results], indent=1))
     if args.write_readme:
         command = "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
         write_readme(table, command.strip())
