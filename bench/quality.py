@@ -686,6 +686,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save", type=Path, default=None, help="write every result as JSON to this file")
     parser.add_argument("--write-readme", action="store_true", help="replace the table in bench/README.md")
     parser.add_argument(
+        "--report", type=Path, nargs="+", default=None, help="only tabulate the results saved by --save runs"
+    )
+    parser.add_argument(
         "--e2e", default=None, metavar="TABLE", help="only: compare `adspark run` with the in-process figure on TABLE"
     )
     return parser.parse_args(argv)
@@ -705,6 +708,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown dataset(s) or method(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
+    if args.report:
+        saved = [Result(**r) for path in args.report for r in json.loads(path.read_text())]
+        table = markdown_table(saved, sorted({r.seed for r in saved}))
+        print(table)
+        if args.write_readme:
+            write_readme(table, "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+        return 0
     override = json.loads(args.override)
     limit_threads(args.threads)
     if args.e2e:
