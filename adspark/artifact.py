@@ -20,9 +20,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
 from adspark import __version__
-from adspark.errors import ArtifactError
-from adspark.runtime import KNOWN_KINDS
+from adspark.errors import AdsparkError, ArtifactError, PathError
+from adspark.runtime import KNOWN_KINDS, build_scorer
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -78,25 +80,38 @@ def build_manifest(core: dict[str, Any], files: dict[str, bytes], input_schema: 
     }
 
 
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """manifest.json's bytes as written to disk; their sha256 is the artifact's digest."""
+    return json.dumps(manifest, indent=2, sort_keys=False).encode()
+
+
+def unsaved_artifact(manifest: dict[str, Any], files: dict[str, bytes]) -> Artifact:
+    """A freshly trained artifact held in memory, with the digest it will have once saved."""
+    return Artifact("", manifest, dict(files), sha256(manifest_bytes(manifest)))
+
+
 def save_artifact(model_dir: str | Path, manifest: dict[str, Any], files: dict[str, bytes]) -> Artifact:
     """Write the artifact next to its target and swap it in, so a crash never leaves half a model."""
     target = Path(model_dir)
     for name in files:
-        if name == MANIFEST or "/" in name or name.endswith(FORBIDDEN_SUFFIXES):
+        if name == MANIFEST or not plain_name(name) or name.endswith(FORBIDDEN_SUFFIXES):
             raise ArtifactError(f"refusing to write artifact file {name!r}")
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MANIFEST).is_file())):
+        raise PathError(f"model directory {str(target)!r} exists and is not an adspark model directory (no "
+                        f"{MANIFEST}); refusing to replace it (move it away or choose another path)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     for name, data in files.items():
         (tmp / name).write_bytes(data)
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=False).encode()
-    (tmp / MANIFEST).write_bytes(manifest_bytes)
+    raw = manifest_bytes(manifest)
+    (tmp / MANIFEST).write_bytes(raw)
     old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
     if target.exists():
         os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
-    return Artifact(str(target), manifest, dict(files), sha256(manifest_bytes))
+    return Artifact(str(target), manifest, dict(files), sha256(raw))
 
 
 def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
@@ -115,6 +130,66 @@ def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
     return manifest, raw
 
 
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _SchemaColumn(_Open):
+    name: str
+    type: str
+    role: str
+
+
+class _Preprocessing(_Open):
+    on_missing: str
+    clip: float
+    numeric: list[dict[str, Any]]
+    categorical: list[dict[str, Any]]
+    feature_names: list[str]
+
+
+class _Threshold(_Open):
+    method: str
+    value: float
+    threshold: float
+
+
+class ManifestSchema(_Open):
+    """The keys every reader relies on, with their types; other keys (added by newer code) pass through."""
+
+    format_version: int
+    kind: str
+    input_schema: list[_SchemaColumn]
+    preprocessing: _Preprocessing
+    model: dict[str, Any]
+    threshold: _Threshold
+    files: dict[str, str]
+
+    @field_validator("files")
+    @classmethod
+    def _plain_names(cls, files: dict[str, str]) -> dict[str, str]:
+        for name in files:
+            if not plain_name(name):
+                raise ValueError(f"file name {name!r} is not a plain name inside the model directory")
+        return files
+
+
+def plain_name(name: str) -> bool:
+    """A file name with no directory part: never '../x', '/etc/x', 'a/b', '.', '..' or empty."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\x00" not in name
+
+
+def _check_schema(manifest: dict[str, Any], path: Path) -> None:
+    try:
+        ManifestSchema.model_validate(manifest)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "missing":
+            raise ArtifactError(f"{path}: missing key {where!r}; the artifact is corrupt") from None
+        raise ArtifactError(f"{path}: key {where!r}: {first['msg']}; the artifact is corrupt") from None
+
+
 def _check_header(manifest: dict[str, Any], path: Path) -> None:
     version = manifest.get("format_version")
     if not isinstance(version, int):
@@ -125,9 +200,7 @@ def _check_header(manifest: dict[str, Any], path: Path) -> None:
         )
     if manifest.get("kind") not in KNOWN_KINDS:
         raise ArtifactError(f"{path}: unknown model kind {manifest.get('kind')!r} (known: {', '.join(KNOWN_KINDS)})")
-    for key in ("files", "input_schema", "preprocessing", "model", "threshold"):
-        if key not in manifest:
-            raise ArtifactError(f"{path}: missing key {key!r}; the artifact is corrupt")
+    _check_schema(manifest, path)
 
 
 def _read_files(root: Path, listed: dict[str, str]) -> dict[str, bytes]:
@@ -154,7 +227,25 @@ def load_artifact(model_dir: str | Path) -> Artifact:
     manifest, raw = _read_manifest(root)
     _check_header(manifest, root / MANIFEST)
     files = _read_files(root, dict(manifest["files"]))
+    _check_decodable(root, manifest, files)
     return Artifact(str(root), manifest, files, sha256(raw))
+
+
+def _check_decodable(root: Path, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+    """Build the scorer (its onnxruntime sessions) here on the driver, before any data is read.
+
+    A file that matches its checksum but does not decode fails now, once, naming
+    the file, instead of failing every scoring task and its retries.
+    """
+    try:
+        build_scorer(manifest, files)
+    except ArtifactError as err:
+        raise ArtifactError(f"{root}/{err}") from None
+    except AdsparkError:
+        raise
+    except Exception as err:  # a manifest that passed the schema but does not fit its kind
+        raise ArtifactError(f"{root / MANIFEST}: cannot build the {manifest['kind']} scorer "
+                            f"({type(err).__name__}: {err}); the artifact is corrupt") from None
 
 
 def describe(artifact: Artifact) -> str:

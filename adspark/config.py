@@ -32,8 +32,12 @@ class _Strict(BaseModel):
 
 class InputConfig(_Strict):
     path: str | None = None
-    format: Literal["parquet", "orc", "csv", "json", "delta"] = "parquet"
-    options: dict[str, str] = Field(default_factory=dict)
+    format: Literal["parquet", "orc", "csv", "json"] = "parquet"
+    # YAML scalars as written (`header: true`, `samplingRatio: 0.5`); handed to Spark as its option strings.
+    options: dict[str, str | bool | int | float] = Field(default_factory=dict)
+
+    def spark_options(self) -> dict[str, str]:
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.options.items()}
 
 
 class ColumnsConfig(_Strict):
@@ -93,6 +97,7 @@ class ModelConfig(_Strict):
     max_steps: int | None = Field(None, ge=1)  # cap on gan/lstm training steps over all epochs; None = per kind
     # --- kind: lstm ------------------------------------------------------------
     window: int = Field(32, ge=1, le=1024)  # events of history before each scored event
+    block_events: int = Field(50_000, ge=1)  # a longer stream is scored in parallel blocks of this many events
 
     def step_cap(self) -> int:
         """Training steps allowed over all epochs (gan and lstm stop early otherwise)."""

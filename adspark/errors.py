@@ -29,3 +29,11 @@ class TrainingError(AdsparkError):
 
 class OutputError(AdsparkError):
     """The scored output failed its checks and was not published."""
+
+
+class PathError(ConfigError):
+    """Input, output and model directory overlap, or a path may not be replaced (it names both keys or the path)."""
+
+
+class LeaseError(OutputError):
+    """Another run is writing the same output right now (the message names its run id)."""

@@ -8,7 +8,9 @@ driver and scoring in the UDF, so both see identical features.
 Numeric column: robust z = (x - median) / scale, then for heavy-tailed columns a
 signed log that is linear near the median and logarithmic beyond a knee; a
 missing value (null, NaN, +-inf) becomes 0 (the median) and, with the impute
-policy, sets a per-column indicator feature.
+policy, sets the column's missing indicator feature. Every numeric column gets
+its indicator, even one with no nulls in the sample: a null there tonight must
+not pass as the median.
 Categorical column: one-hot of the most frequent values, plus buckets for other
 seen values, values never seen in training, and null, plus a rarity feature.
 """
@@ -188,7 +190,7 @@ class Preprocessor:
             log = bool(finite.size) and float(far.mean()) > HEAVY_TAIL_FRACTION
         else:
             log = mode == "log"
-        indicator = missing and self.on_missing == "impute"
+        indicator = self.on_missing == "impute"  # also when the sample had no nulls: tonight's may
         return NumericSpec(name, median, scale, log, indicator, knee=LOG_KNEE if log else 1.0)
 
     def _fit_categorical(self, name: str, col: pa.ChunkedArray) -> CategoricalSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from adspark import __version__
-from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact
+from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact, unsaved_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
 from adspark.errors import SchemaError
+from adspark.guard import guarded
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
 from adspark.publish import new_run_id, observe_input, publish
@@ -27,6 +29,7 @@ from adspark.schema import (
     check_against_artifact,
     check_no_missing,
     column,
+    describe_roles,
     input_schema_record,
     output_columns,
     resolve_roles,
@@ -75,11 +78,15 @@ def _sample(cfg: JobConfig, df: DataFrame, roles: Roles, rows: int) -> pa.Table:
     return training_sample(df, roles, t.sample_rows, t.seed, rows)
 
 
-def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Artifact:
-    assert cfg.model_dir
+def fit_artifact(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport | None = None) -> Artifact:
+    """The one training path (CLI and library): checks, seeded sample of `rows`, fit; returned unsaved."""
+    report = report or RunReport(new_run_id())
     roles: Roles = resolve_roles(cfg, df.schema)
+    for line in describe_roles(cfg, df.schema, roles):
+        log.info(line)
     if rows == 0:
-        raise SchemaError(f"input table {cfg.input.path!r} is empty: there is nothing to train on")
+        where = f"input table {cfg.input.path!r}" if cfg.input.path else "the DataFrame"
+        raise SchemaError(f"{where} is empty: there is nothing to train on")
     if cfg.preprocess.on_missing == "fail":
         check_no_missing(df, roles.numeric)
     with _Timer(report, "sample_s"):
@@ -88,36 +95,65 @@ def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Ar
     with _Timer(report, "train_s"):
         detector = make_detector(cfg, roles.numeric, roles.categorical).fit(sample)
     manifest = _build_manifest(detector.manifest_(), detector.files_, input_schema_record(roles, df.schema))
-    artifact = save_artifact(cfg.model_dir, manifest, detector.files_)
+    return unsaved_artifact(manifest, detector.files_)
+
+
+def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Artifact:
+    assert cfg.model_dir
+    trained = fit_artifact(cfg, df, rows, report)
+    artifact = save_artifact(cfg.model_dir, trained.manifest, trained.files)
     log.info("saved model to %s (threshold %.6g)", cfg.model_dir, artifact.threshold)
     report.model_dir, report.threshold = cfg.model_dir, artifact.threshold
     return artifact
 
 
+def _guarded(spark: SparkSession, cfg: JobConfig, report: RunReport, uses: list[str],
+             writes: list[str]) -> AbstractContextManager[object]:
+    """Path checks, leases and recovery of dead runs (adspark.guard), before any data is read."""
+    values = {"input.path": cfg.input.path, "output.path": cfg.output.path, "model_dir": cfg.model_dir}
+    return guarded(spark, {k: str(values[k]) for k in uses}, writes, report.run_id)
+
+
 def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     cfg.require("input.path", "model_dir")
     report = RunReport(new_run_id())
-    df = read_table(spark, cfg.input)
-    resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
-    _count(df, report)
-    _train_on(cfg, df, report.input_rows, report)
+    with _guarded(spark, cfg, report, ["input.path", "model_dir"], ["model_dir"]):
+        df = read_table(spark, cfg.input)
+        resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
+        _count(df, report)
+        _train_on(cfg, df, report.input_rows, report)
     return report
 
 
-def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str]) -> DataFrame:
+def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str],
+            block_events: int) -> DataFrame:
     """The output columns plus the scores; sequence models score each event in its stream's order."""
     if artifact.kind == "lstm":
-        scored = score_sequences(spark, df, artifact, ids)
+        scored = score_sequences(spark, df, artifact, ids, block_events)
         return scored.select(*[column(c) for c in cols], SCORE_COL, FLAG_COL)
     return score_dataframe(spark, df, artifact, keep=cols)
+
+
+def check_scorable(cfg: JobConfig, df: DataFrame, artifact: Artifact) -> None:
+    """Before any scoring work: the table has the model's columns, and the config's output columns."""
+    where = artifact.path or "memory"
+    check_against_artifact(artifact.input_schema, df.schema, where)
+    if artifact.manifest["preprocessing"]["on_missing"] == "fail":
+        check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
+    output_columns(cfg, df, list(cfg.columns.id))
+
+
+def scored_frame(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact) -> DataFrame:
+    """The one scoring path (CLI and library): the config's output columns of `df` plus the scores; lazy."""
+    ids = list(cfg.columns.id)
+    return _scored(spark, df, artifact, output_columns(cfg, df, ids), ids, cfg.model.block_events)
 
 
 def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact, report: RunReport) -> None:
     assert cfg.output.path
     ids = list(cfg.columns.id)
-    cols = output_columns(cfg, df, ids)
     observed, source = observe_input(df, ids)
-    scored = _scored(spark, observed, artifact, cols, ids)
+    scored = scored_frame(spark, cfg, observed, artifact)
     run_info = {
         "run_id": report.run_id,
         "adspark_version": __version__,
@@ -142,26 +178,25 @@ def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None)
     assert cfg.model_dir
     report = RunReport(new_run_id(), model_dir=cfg.model_dir)
     artifact = artifact or load_artifact(cfg.model_dir)  # integrity first: before any data is read
-    check_output_target(spark, cfg.output)
-    df = read_table(spark, cfg.input)
-    check_against_artifact(artifact.input_schema, df.schema, cfg.model_dir)
-    if artifact.manifest["preprocessing"]["on_missing"] == "fail":
-        check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
-    output_columns(cfg, df, list(cfg.columns.id))
-    _score_with(spark, cfg, df, artifact, report)
+    with _guarded(spark, cfg, report, ["input.path", "output.path", "model_dir"], ["output.path"]):
+        check_output_target(spark, cfg.output)
+        df = read_table(spark, cfg.input)
+        check_scorable(cfg, df, artifact)
+        _score_with(spark, cfg, df, artifact, report)
     return report
 
 
 def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
     cfg.require("input.path", "output.path", "model_dir")
     report = RunReport(new_run_id())
-    check_output_target(spark, cfg.output)
-    df = read_table(spark, cfg.input)
-    resolve_roles(cfg, df.schema)
-    output_columns(cfg, df, list(cfg.columns.id))
-    _count(df, report)
-    artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)
-    _score_with(spark, cfg, df, artifact, report)
+    with _guarded(spark, cfg, report, ["input.path", "output.path", "model_dir"], ["output.path", "model_dir"]):
+        check_output_target(spark, cfg.output)
+        df = read_table(spark, cfg.input)
+        resolve_roles(cfg, df.schema)
+        output_columns(cfg, df, list(cfg.columns.id))
+        _count(df, report)
+        artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)
+        _score_with(spark, cfg, df, artifact, report)
     return report
 
 

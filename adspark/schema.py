@@ -125,12 +125,31 @@ def check_against_artifact(expected: list[dict[str, str]], schema: T.StructType,
             raise SchemaError(
                 f"column {name!r} ({role} column of the model in {model_dir}) is not in the input table"
             )
-        if not _type_ok(role, fields[name]):
+        if not _type_ok(role, fields[name]) or not widens(col["type"], _type_name(fields[name]), role):
             raise SchemaError(
                 f"column {name!r} has type {_type_name(fields[name])} but the model in {model_dir} was trained "
-                f"on it as a {role} column of type {col['type']}"
+                f"on it as a {role} column of type {col['type']} (only safe widening is accepted: "
+                "int -> bigint -> double, float -> double, decimal -> double)"
             )
     _reject_reserved(fields)
+
+
+_INTEGERS = ("tinyint", "smallint", "int", "bigint")
+
+
+def widens(recorded: str, current: str, role: str) -> bool:
+    """Whether a column recorded as `recorded` may now be `current` without changing what the model sees.
+
+    Integers widen to wider integers; for numeric roles integers, floats and
+    decimals also widen to double (a categorical may not: 1 would become "1.0").
+    """
+    if recorded == current:
+        return True
+    if recorded in _INTEGERS and current in _INTEGERS:
+        return _INTEGERS.index(current) >= _INTEGERS.index(recorded)
+    if role in ("numeric", "timestamp") and current == "double":
+        return recorded in (*_INTEGERS, "float") or recorded.startswith("decimal")
+    return False
 
 
 _ROLE_TYPES: dict[str, tuple[type[T.DataType], ...]] = {
@@ -186,3 +205,21 @@ def check_no_missing(df: DataFrame, numeric: list[str]) -> None:
             raise SchemaError(
                 f"column {name!r} has {row[name]} null, NaN or infinite value(s) and preprocess.on_missing is 'fail'"
             )
+
+
+def describe_roles(cfg: JobConfig, schema: T.StructType, roles: Roles) -> list[str]:
+    """Log lines: the feature columns, and each column left out with what to do to use it."""
+    lines = [f"features: numeric {', '.join(roles.numeric) or '-'}; categorical {', '.join(roles.categorical) or '-'}"]
+    named = set(roles.features) | set(roles.ids) | set(cfg.columns.exclude) | set(cfg.columns.ordering)
+    for f in schema.fields:
+        if f.name in named:
+            continue
+        kind = _type_name(f.dataType)
+        if isinstance(f.dataType, NUMERIC_OR_BOOL):
+            hint = "list it under columns.numeric (or columns.categorical) to use it"
+        elif isinstance(f.dataType, CATEGORICAL_TYPES):
+            hint = "list it under columns.categorical to use it"
+        else:
+            hint = "this type cannot be a feature"
+        lines.append(f"{kind} column `{f.name}` ignored: {hint}")
+    return lines

@@ -35,12 +35,6 @@ from adspark.schema import FLAG_COL, SCORE_COL, column, feature_columns
 
 ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
-# Which outputs go through mapInArrow; benchmarks flip these for A/B runs
-# (bench/_adspark_job.py). Full-width outputs keep the Arrow UDF: passing every
-# column through Python as well was no faster (bench/README.md).
-MAP_IN_ARROW_NARROW = True
-MAP_IN_ARROW_FULL_WIDTH = False
-
 ARROW_MAX_BYTES = "spark.sql.execution.arrow.maxBytesPerBatch"
 ARROW_MAX_RECORDS = "spark.sql.execution.arrow.maxRecordsPerBatch"
 SPARK_MAX_BYTES = 64 * 1024 * 1024  # Spark's default for ARROW_MAX_BYTES
@@ -120,14 +114,12 @@ def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
     """
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from adspark.runtime import cached_scorer, inject_fault, unpack_payload
+        from adspark.runtime import cached_scorer, unpack_payload
 
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
-        for i, batch in enumerate(batches):
+        for batch in batches:
             scores = pa.array(scorer.score_arrays(batch.columns[keep:]), type=pa.float64())
             yield pa.RecordBatch.from_arrays([*batch.columns[:keep], scores], names=names)
-            if i == 0:
-                inject_fault()
 
     return score
 
@@ -155,18 +147,20 @@ def arrow_safe(fields: list[T.StructField]) -> bool:
     return True
 
 
-def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str] | None = None) -> DataFrame:
+def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str] | None = None,
+                    passing: bool | None = None) -> DataFrame:
     """`keep` columns of `df` (default: all), then `anomaly_score` and `is_anomaly`; no row added or lost.
 
     Narrowed outputs go through mapInArrow (only the kept columns and the features
     cross the boundary); full-width ones through the Arrow UDF, which leaves the
-    other columns in the JVM.
+    other columns in the JVM (passing every column through Python as well was no
+    faster, bench/README.md). `passing` forces the choice: True = mapInArrow,
+    False = the Arrow UDF.
     """
     if keep is None:
         return score_with_udf(spark, df, artifact)
     fields = {f.name: f for f in df.schema.fields}
-    narrow = len(keep) < len(df.columns)
-    use = MAP_IN_ARROW_NARROW if narrow else MAP_IN_ARROW_FULL_WIDTH
+    use = len(keep) < len(df.columns) if passing is None else passing
     if use and arrow_safe([fields[c] for c in keep]):
         return score_passing(spark, df, artifact, keep)
     return score_with_udf(spark, df, artifact).select(*[column(c) for c in keep], SCORE_COL, FLAG_COL)

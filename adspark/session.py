@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -48,7 +50,10 @@ def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
 def ship_package(spark: SparkSession) -> None:
     """Send adspark's own code to the executors, which need not have it installed."""
     pkg = Path(__file__).resolve().parent
-    target = Path(tempfile.mkdtemp(prefix="adspark-pyfiles-")) / "adspark.zip"
+    tmp = tempfile.mkdtemp(prefix="adspark-pyfiles-")
+    # Spark serves the file from this path to executors while the application runs: remove it at exit.
+    atexit.register(shutil.rmtree, tmp, True)
+    target = Path(tmp) / "adspark.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(pkg.rglob("*.py")):
             zf.write(path, path.relative_to(pkg.parent).as_posix())

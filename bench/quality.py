@@ -602,11 +602,14 @@ def markdown_table(results: list[Result], seeds: list[int]) -> str:
     for t in tables:
         cells = [f"{summary[(t, m)][0]:.3f} / {summary[(t, m)][1]:.3f}" if (t, m) in summary else "-" for m in methods]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    if not full:
+        lines += ["", "No table has every method: no mean or rank row."]
+        return "\n".join(lines)
     means = [
         f"**{np.mean([summary[(t, m)][0] for t in full]):.3f} / {np.mean([summary[(t, m)][1] for t in full]):.3f}**"
         for m in methods
     ]
-    lines.append(f"| mean ({len(full)} tables) | " + " | ".join(means) + " |")
+    lines.append(f"| mean ({len(full)} tables with every method) | " + " | ".join(means) + " |")
     roc_rank, pr_rank = mean_ranks(summary, full, methods, 0), mean_ranks(summary, full, methods, 1)
     lines.append(
         "| mean rank (ROC / PR) | " + " | ".join(f"{roc_rank[m]:.2f} / {pr_rank[m]:.2f}" for m in methods) + " |"

@@ -16,15 +16,18 @@ process, round-robin, `repeats` times, on local[2] with identical Spark settings
 - score:       adspark score (every input column + anomaly_score + is_anomaly)
 - scores_only: adspark score with output.columns [txn_id] (DataFrame.mapInArrow: ids + features in, ids + score out)
 - score_mapinarrow (not run by default): `score` with every column passed through mapInArrow instead of
-               the Arrow UDF + JVM rejoin (bench/_adspark_job.py --map-in-arrow-full-width)
+               the Arrow UDF + JVM rejoin (bench/_adspark_job.py --passing)
 - scores_only_udf (not run by default): `scores_only` through the Arrow UDF + JVM rejoin, as before
-               mapInArrow (bench/_adspark_job.py --udf-narrow)
+               mapInArrow (bench/_adspark_job.py --udf)
 - identity:    Arrow UDF returning its input's first field over the same 30-column struct
                (the JVM<->Python transfer floor), all columns written
 - textbook:    pandas UDF with keras.models.load_model + model.predict per Arrow batch
 
 Prints median/min/max seconds, rows/s, CPU seconds of the JVM and of the Python
-processes, and the ratios; writes everything to <workdir>/results.json.
+processes, and the ratios; writes everything to <workdir>/results.json and the table
+into bench/README.md (section `score_vs_copy`; not for --smoke unless --readme).
+
+    python bench/score_vs_copy.py --smoke     # 200,000 rows, 1 round (a few minutes)
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from _results import machine_line, write_section
 
 BENCH = Path(__file__).resolve().parent
 N_FEATURES = 30
@@ -361,9 +365,9 @@ def commands(paths: Paths, conf: list[str]) -> dict[str, list[str]]:
         "score": adspark("adspark", "score"),
         "scores_only": adspark("adspark_scores_only", "scores_only"),
         "score_mapinarrow": adspark("adspark", "score_mapinarrow",
-                                    (str(BENCH / "_adspark_job.py"), "--map-in-arrow-full-width")),
+                                    (str(BENCH / "_adspark_job.py"), "--passing")),
         "scores_only_udf": adspark("adspark_scores_only", "scores_only_udf",
-                                   (str(BENCH / "_adspark_job.py"), "--udf-narrow")),
+                                   (str(BENCH / "_adspark_job.py"), "--udf")),
         "identity": [py, str(BENCH / "_identity_job.py"), "--input", data, "--output", str(paths.output("identity")),
                      *confs],
         "textbook": [py, str(BENCH / "_textbook_job.py"), "score", "--input", data, "--model", str(paths.keras),
@@ -531,7 +535,37 @@ def _args() -> argparse.Namespace:
                    help="before each run, wait up to this many seconds for the machine to be idle (0: never)")
     p.add_argument("--conf", action="append", default=[],
                    help="extra Spark setting key=value for every variant (repeatable); changes the adspark config too")
-    return p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="200,000 rows, 1 round, no quiet wait (a few minutes)")
+    p.add_argument("--readme", action=argparse.BooleanOptionalAction, default=None,
+                   help="write the table into bench/README.md (default: yes, except with --smoke)")
+    args = p.parse_args()
+    if args.smoke:
+        args.rows, args.repeats, args.quiet_wait = 200_000, 1, 0.0
+    return args
+
+
+def markdown(summary: dict[str, Summary], rat: dict[str, dict[str, Any]], args: argparse.Namespace,
+             machine: str) -> str:
+    """The README table: one row per variant, then the ratios against their targets."""
+    flags = " --smoke" if args.smoke else ""
+    lines = [f"`python bench/score_vs_copy.py{flags}`: {args.rows:,} rows x {N_FEATURES} doubles + id, local[2], "
+             f"whole processes, {args.repeats} round(s). {machine}.", "",
+             "| variant | runs | median s | min s | rows/s | CPU s (JVM / driver py / workers py) | cpu other s |",
+             "|---|---:|---:|---:|---:|---|---:|"]
+    for v in summary.values():
+        rate = f"{v.rows_per_s:,.0f}" if v.rows_per_s else "-"
+        lines.append(f"| {v.variant} | {v.runs} | {v.median_s:.1f} | {v.min_s:.1f} | {rate} | "
+                     f"{v.cpu_jvm_s:.0f} / {v.cpu_driver_py_s:.0f} / {v.cpu_workers_py_s:.0f} | "
+                     f"{v.cpu_foreign_s:.0f} |")
+    lines += ["", "| ratio | of medians | net of start-up | of minima | of CPU | target |",
+              "|---|---:|---:|---:|---:|---|"]
+    for name, e in rat.items():
+        net = f"{e['net_of_startup']:.2f}" if e["net_of_startup"] is not None else "-"
+        target = ""
+        if "target" in e:
+            target = f"{e['target']}: {'met' if e['meets_target'] else 'not met'}"
+        lines.append(f"| {name} | {e['ratio']:.2f} | {net} | {e['min_ratio']:.2f} | {e['cpu_ratio']:.2f} | {target} |")
+    return "\n".join(lines)
 
 
 def previous_runs(path: Path, rows: int) -> list[Run]:
@@ -557,6 +591,7 @@ def main() -> int:
     runs: list[Run] = []
     counts: dict[str, int] = {}
     code, git = "", {}
+    started = machine_line()
     if not args.report_only:
         paths.workdir.mkdir(parents=True, exist_ok=True)
         code = "live" if args.live_code else snapshot_code(paths.workdir)
@@ -594,6 +629,8 @@ def main() -> int:
     }
     out.write_text(json.dumps(result, indent=2))
     print(f"\nresults written to {out}")
+    if args.readme if args.readme is not None else not args.smoke:
+        write_section("score_vs_copy", markdown(summary, rat, args, started))
     return 0
 
 

@@ -25,6 +25,8 @@ import yaml
 
 from tests.conftest import REPO, driver_scores, job_dict
 
+pytestmark = pytest.mark.network  # the executors' bare venv is pip-installed from the package index
+
 EXECUTOR_PACKAGES = ["numpy", "pandas", "pyarrow", "onnxruntime"]
 
 

@@ -270,7 +270,7 @@ def test_training_sample_is_whole_stream_pieces_independent_of_partitioning(spar
     samples = [sequence_sample(d, roles, 2000, 7, len(df_pd), WINDOW) for d in (one, many)]
     assert samples[0].equals(samples[1])
     sample = samples[0].to_pandas()
-    assert 1000 <= len(sample) <= 3000  # about train.sample_rows events
+    assert 1500 <= len(sample) <= 2000  # train.sample_rows is a hard cap
     pieces = sample[STREAM_COL].nunique()
     assert pieces <= 20 and len(sample) / pieces >= 4 * WINDOW  # whole runs of events, not scattered rows
     # Each piece is one host's consecutive events, in time order.
@@ -278,3 +278,15 @@ def test_training_sample_is_whole_stream_pieces_independent_of_partitioning(spar
     for _, piece in sample.groupby(STREAM_COL, sort=False):
         rows = lookup.loc[piece["latency_ms"]]
         assert rows["host"].nunique() == 1 and rows["ts"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("max_rows", [700, 3001])
+def test_sample_rows_is_a_hard_cap_for_sequence_samples(spark, events, tmp_path, max_rows) -> None:
+    from adspark.schema import resolve_roles
+    from adspark.sequences import sequence_sample
+
+    df_pd, data = events
+    df = spark.read.parquet(data)
+    roles = resolve_roles(parse_config(lstm_job(tmp_path, data)), df.schema)
+    sizes = [sequence_sample(df, roles, max_rows, seed, len(df_pd), WINDOW).num_rows for seed in (0, 1, 2)]
+    assert max(sizes) <= max_rows and min(sizes) >= 0.75 * max_rows, sizes

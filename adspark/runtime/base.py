@@ -9,7 +9,6 @@ parsed once per worker, not once per task or batch.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -95,29 +94,9 @@ def batch_scorer(key: str, payload: Any) -> Callable[[Iterator[pa.StructArray]],
 
     def score(batches: Iterator[pa.StructArray]) -> Iterator[pa.Array]:
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
-        for i, batch in enumerate(batches):
+        for batch in batches:
             scores = scorer.score_arrays(batch.flatten())
             yield pa.array(scores, type=pa.float64())
-            if i == 0:
-                inject_fault()
 
     return score
 
-
-FAULT_ENV = "ADSPARK_FAULT_INJECTION"
-
-
-def inject_fault() -> None:
-    """Test hook: fail the task of partition 0 after its first batch.
-
-    ADSPARK_FAULT_INJECTION=first_attempt fails only the first attempt (a retry
-    succeeds); =always fails every attempt. Unset in production.
-    """
-    mode = os.environ.get(FAULT_ENV)
-    if not mode:
-        return
-    from pyspark import TaskContext
-
-    ctx = TaskContext.get()
-    if ctx is not None and ctx.partitionId() == 0 and (mode == "always" or ctx.attemptNumber() == 0):
-        raise RuntimeError(f"injected fault ({FAULT_ENV}={mode}, attempt {ctx.attemptNumber()})")

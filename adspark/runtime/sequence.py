@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from adspark.features import CODE_PAD, Preprocessor
-from adspark.runtime.base import Scorer, cached_scorer, inject_fault, onnx_session, unpack_payload
+from adspark.runtime.base import Scorer, cached_scorer, onnx_session, unpack_payload
 
 # Column of the int64 stream key the scorer receives first in every batch.
 STREAM_COL = "__adspark_stream"
@@ -176,12 +176,10 @@ def sequence_batch_scorer(key: str, payload: Any) -> Callable[[Iterator[pa.Struc
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
         assert isinstance(scorer, LstmScorer)
         history = scorer.empty_history()
-        for i, batch in enumerate(batches):
+        for batch in batches:
             arrays = batch.flatten()
             keys = arrays[0].to_numpy(zero_copy_only=False)
             scores, history = scorer.score_events(keys, arrays[1:], history)
             yield pa.array(scores, type=pa.float64())
-            if i == 0:
-                inject_fault()
 
     return score
