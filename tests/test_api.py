@@ -57,7 +57,8 @@ def test_transform_scores_every_row_lazily_and_writes_nothing(spark, table: dict
         assert list(sc.statusTracker().getJobIdsForGroup("adspark-api-lazy")) == []
     finally:
         sc.setJobGroup("", "")
-    assert scored.columns == [*table["df"].columns, "anomaly_score", "is_anomaly"]
+    assert scored.columns == [*table["df"].columns, "anomaly_score", "is_anomaly", "anomaly_percentile",
+                              "top_features"]
     out = _by_id(scored.toPandas())
     assert out["txn_id"].tolist() == list(range(ROWS))
     assert np.isfinite(out["anomaly_score"]).all()

@@ -69,14 +69,14 @@ def test_pipeline_scores_every_row(fitted: dict) -> None:
     assert stage.model.input_columns == ["amount", "a", "b", "count", "amount_cents", "merchant"]
     assert stage.model.manifest["training"]["sample_rows"] == 1500
     scored = fitted["model"].transform(fitted["df"])
-    assert scored.columns[-3:] == ["amount_cents", "fraud_score", "fraud_flag"]
+    assert scored.columns[-5:] == ["amount_cents", "fraud_score", "fraud_flag", "anomaly_percentile", "top_features"]
     out = scored.toPandas().sort_values("txn_id")
     assert out["txn_id"].tolist() == list(range(ROWS))
     assert (out["fraud_flag"] == (out["fraud_score"] > stage.model.threshold)).all()
     assert out.loc[out["label"] == 1, "fraud_score"].median() > out["fraud_score"].quantile(0.95)
     wrapped = AnomalyDetectorModel.fromModel(stage.model, flagCol="flag")  # a model from adspark.fit/load
-    assert wrapped.transform(fitted["model"].stages[0].transform(fitted["df"])).columns[-2:] == ["anomaly_score",
-                                                                                               "flag"]
+    assert wrapped.transform(fitted["model"].stages[0].transform(fitted["df"])).columns[-4:-2] == ["anomaly_score",
+                                                                                                  "flag"]
 
 
 def test_saved_pipeline_scores_the_same_in_a_fresh_session(fitted: dict) -> None:
