@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +90,9 @@ class ModelConfig(_Strict):
     hidden: list[int] | None = None
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
+    # --- kind: autoencoder -------------------------------------------------------
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
+    batch_norm: bool = True  # batch normalisation before every hidden activation but the code layer's
     # --- kind: gan -------------------------------------------------------------
     latent: int | None = Field(None, ge=1, le=1024)  # code size; None = the last `hidden` size
     disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
@@ -136,9 +140,17 @@ class ModelConfig(_Strict):
         return v
 
 
+# `train.min_steps` raises the epochs of a small sample up to this many.
+MAX_EPOCHS = 500
+
+
 class TrainConfig(_Strict):
     sample_rows: int = Field(200_000, ge=10)
     epochs: int = Field(30, ge=1)
+    # A small sample gets more epochs, so that training takes at least this many steps (30 epochs of a
+    # 200-row sample are 30 steps). Off by default: it helped the small, lightly contaminated tables and
+    # hurt the heavily contaminated ones (bench/README.md, "Ablation").
+    min_steps: int = Field(0, ge=0)
     seed: int = 42
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
@@ -146,10 +158,17 @@ class TrainConfig(_Strict):
     patience: int = Field(5, ge=1)
     trim: float = Field(0.05, ge=0.0, lt=0.5)
 
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs to run on `n_train` rows: `epochs`, raised so training takes `min_steps` steps (≤ MAX_EPOCHS)."""
+        steps = max(1, math.ceil(n_train / self.batch_size))
+        return max(self.epochs, min(MAX_EPOCHS, math.ceil(self.min_steps / steps)))
+
 
 class PreprocessConfig(_Strict):
     on_missing: Literal["impute", "fail"] = "impute"
-    transform: Literal["auto", "none", "log"] = "auto"
+    # standard: (x - mean) / std; robust: (x - median) / IQR-based scale (see adspark/features.py)
+    scaling: Literal["standard", "robust"] = "standard"
+    transform: Literal["auto", "none", "log"] = "none"
     transforms: dict[str, Literal["auto", "none", "log"]] = Field(default_factory=dict)
     clip: float = Field(5.0, gt=0)
     max_categories: int = Field(1000, ge=1)

@@ -41,7 +41,15 @@ class Detector:
         self.cfg = cfg
         p = cfg.preprocess
         self.preprocessor = Preprocessor(
-            numeric, categorical, p.on_missing, p.transform, dict(p.transforms), p.clip, p.max_categories, p.onehot_max
+            numeric,
+            categorical,
+            p.on_missing,
+            p.transform,
+            dict(p.transforms),
+            p.clip,
+            p.max_categories,
+            p.onehot_max,
+            scaling=p.scaling,
         )
         self.scorer_: Scorer | None = None
         self.threshold_: float | None = None
