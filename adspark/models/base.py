@@ -88,6 +88,7 @@ class Detector:
         self.score_summary_ = ScoreSummary.from_scores(train_scores, t.level)
         self.decision_ = decide(t.method, t.value, self.score_summary_, t.level, t.by)
         self.threshold_ = self.decision_.threshold
+        self.train_scores_ = train_scores  # for the drift reference (adspark/drift.py)
         self.training_ = {
             "sample_rows": int(table.num_rows),
             "n_features": len(self.preprocessor.feature_names_),
