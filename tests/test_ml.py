@@ -47,8 +47,8 @@ def fitted(spark, tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("ml")
     pdf = make_table(ROWS, seed=12)
     data = write_parquet(pdf, tmp / "transactions")
-    cents = SQLTransformer(statement="SELECT *, amount * 100 AS amount_cents FROM __THIS__")
-    pipeline = Pipeline(stages=[cents, _detector()])
+    features = SQLTransformer(statement="SELECT *, b - 0.9 * a AS residual FROM __THIS__")
+    pipeline = Pipeline(stages=[features, _detector()])
     df = spark.read.parquet(data)
     return {"tmp": tmp, "data": data, "df": df, "pipeline": pipeline, "model": pipeline.fit(df)}
 
@@ -66,10 +66,10 @@ def test_pipeline_scores_every_row(fitted: dict) -> None:
     stage = fitted["model"].stages[-1]
     assert isinstance(stage, AnomalyDetectorModel)
     assert stage.model.kind == "autoencoder"
-    assert stage.model.input_columns == ["amount", "a", "b", "count", "amount_cents", "merchant"]
+    assert stage.model.input_columns == ["amount", "a", "b", "count", "residual", "merchant"]
     assert stage.model.manifest["training"]["sample_rows"] == 1500
     scored = fitted["model"].transform(fitted["df"])
-    assert scored.columns[-5:] == ["amount_cents", "fraud_score", "fraud_flag", "anomaly_percentile", "top_features"]
+    assert scored.columns[-5:] == ["residual", "fraud_score", "fraud_flag", "anomaly_percentile", "top_features"]
     out = scored.toPandas().sort_values("txn_id")
     assert out["txn_id"].tolist() == list(range(ROWS))
     assert (out["fraud_flag"] == (out["fraud_score"] > stage.model.threshold)).all()
@@ -119,9 +119,9 @@ def test_errors_are_typed(fitted: dict, spark) -> None:
         AnomalyDetectorModel().transform(fitted["df"])
     stage = fitted["model"].stages[-1]
     with pytest.raises(adspark.SchemaError, match="column 'b'"):
-        stage.transform(fitted["df"].withColumn("amount_cents", fitted["df"]["amount"]).drop("b"))
+        stage.transform(fitted["df"].withColumn("residual", fitted["df"]["amount"]).drop("b"))
     with pytest.raises(adspark.SchemaError, match="'fraud_score' is already in the input table"):
-        stage.transform(fitted["df"].withColumn("amount_cents", fitted["df"]["amount"])
+        stage.transform(fitted["df"].withColumn("residual", fitted["df"]["amount"])
                         .withColumn("fraud_score", fitted["df"]["a"]))
     path = fitted["tmp"] / "tampered"
     fitted["model"].write().overwrite().save(str(path))
