@@ -111,7 +111,7 @@ def test_schema_errors_are_typed(spark, table: dict, model) -> None:
         adspark.fit(df.limit(0), CONFIG)
     with pytest.raises(adspark.SchemaError, match="column 'b' .* not in the input table"):
         model.transform(df.drop("b"))
-    with pytest.raises(adspark.SchemaError, match="'anomaly_score' is already in the input table"):
+    with pytest.raises(adspark.SchemaError, match=r"'anomaly_score' \(output.score_column\) would overwrite"):
         model.transform(df.withColumn("anomaly_score", df["a"]))
     with pytest.raises(adspark.SchemaError, match="'gone'"):
         adspark.AnomalyModel(model.artifact, {"output": {"columns": ["gone"]}}).transform(df)
