@@ -61,7 +61,9 @@ class Artifact:
 
     @property
     def threshold(self) -> float:
-        return float(self.manifest["threshold"]["threshold"])
+        """The score threshold; NaN for top_k, which flags a number of rows instead."""
+        value = self.manifest["threshold"]["threshold"]
+        return float("nan") if value is None else float(value)
 
     @property
     def input_schema(self) -> list[dict[str, str]]:
@@ -151,7 +153,7 @@ class _Preprocessing(_Open):
 class _Threshold(_Open):
     method: str
     value: float
-    threshold: float
+    threshold: float | None  # None for top_k: a number of rows, cut at scoring time
 
 
 class ManifestSchema(_Open):
@@ -256,7 +258,7 @@ def describe(artifact: Artifact) -> str:
         f"artifact      {artifact.path}",
         f"kind          {m['kind']} (format {m['format_version']}, created {m.get('created_at', '?')})",
         f"digest        sha256:{artifact.digest}",
-        f"threshold     {thr['threshold']:.6g} ({thr['method']} {thr['value']})",
+        f"threshold     {artifact.threshold:.6g} ({thr['method']} {thr['value']})",
         "input columns:",
         *(f"  {c['name']:<28} {c['type']:<10} {c['role']}" for c in m["input_schema"]),
         f"features      {len(m['preprocessing']['feature_names'])} after preprocessing",

@@ -90,14 +90,14 @@ class ModelConfig(_Strict):
     disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
     score_alpha: float = Field(0.9, ge=0.0, le=1.0)  # weight of reconstruction vs feature matching
     adversarial_weight: float = Field(0.1, ge=0.0, le=100.0)  # of the adversarial + feature-matching loss
-    max_steps: int | None = Field(None, ge=1)  # cap on gan/lstm training steps over all epochs; None = per kind
+    max_steps: int | None = Field(None, ge=1)  # cap on training steps over all epochs; None = per kind
     # --- kind: lstm ------------------------------------------------------------
     window: int = Field(32, ge=1, le=1024)  # events of history before each scored event
     block_events: int = Field(50_000, ge=1)  # a longer stream is scored in parallel blocks of this many events
 
-    def step_cap(self) -> int:
-        """Training steps allowed over all epochs (gan and lstm stop early otherwise)."""
-        return self.max_steps or {"gan": 8000, "lstm": 2000}.get(self.kind, 8000)
+    def step_cap(self) -> int | None:
+        """Training steps allowed over all epochs; None = no cap (the autoencoder's default)."""
+        return self.max_steps or {"gan": 8000, "lstm": 2000}.get(self.kind)
 
     @field_validator("hidden", "disc_hidden")
     @classmethod
@@ -134,13 +134,26 @@ class PreprocessConfig(_Strict):
 
 
 class ThresholdConfig(_Strict):
-    method: Literal["contamination", "fixed"] = "contamination"
+    """How rows are flagged; see adspark/decisions.py for each method."""
+
+    method: Literal["contamination", "fixed", "mad", "pot", "top_k"] = "contamination"
     value: float = 0.01
+    level: float = Field(0.98, gt=0.5, lt=1.0)  # pot: the initial threshold's quantile
+    by: list[str] = Field(default_factory=list)  # top_k: one budget per segment of these columns
 
     @model_validator(mode="after")
     def _range(self) -> ThresholdConfig:
         if self.method == "contamination" and not 0.0 < self.value < 0.5:
             raise ValueError("threshold.value must be in (0, 0.5) for method 'contamination'")
+        if self.method == "mad" and not self.value > 0.0:
+            raise ValueError("threshold.value must be > 0 for method 'mad' (the number of scaled MADs)")
+        if self.method == "pot" and not 0.0 < self.value < 1.0 - self.level:
+            raise ValueError(f"threshold.value must be in (0, 1 - threshold.level = {1 - self.level:.6g}) for "
+                             "method 'pot' (the exceedance probability)")
+        if self.method == "top_k" and not (self.value >= 1 and float(self.value).is_integer()):
+            raise ValueError("threshold.value must be a whole number >= 1 for method 'top_k' (rows to flag)")
+        if self.by and self.method != "top_k":
+            raise ValueError("threshold.by applies to method 'top_k' only")
         return self
 
 
@@ -149,6 +162,31 @@ class OutputConfig(_Strict):
     mode: Literal["overwrite", "error"] = "overwrite"
     columns: list[str] | None = None
     partition_by: list[str] = Field(default_factory=list)
+    score_column: str = Field("anomaly_score", min_length=1)
+    flag_column: str = Field("is_anomaly", min_length=1)
+    percentile: bool = True
+    percentile_column: str = Field("anomaly_percentile", min_length=1)
+    explain: int = Field(3, ge=0, le=100)  # top_features entries per row; 0 = no reasons column
+    reasons_column: str = Field("top_features", min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> OutputConfig:
+        seen: dict[str, str] = {}
+        for key, name in self.named_columns():
+            if name in seen:
+                raise ValueError(f"output.{key} and output.{seen[name]} are both {name!r}; output columns need "
+                                 "distinct names")
+            seen[name] = key
+        return self
+
+    def named_columns(self) -> list[tuple[str, str]]:
+        """(config key, column name) of every column adspark adds to the output."""
+        names = [("score_column", self.score_column), ("flag_column", self.flag_column)]
+        if self.percentile:
+            names.append(("percentile_column", self.percentile_column))
+        if self.explain:
+            names.append(("reasons_column", self.reasons_column))
+        return names
 
 
 class JobConfig(_Strict):

@@ -16,18 +16,20 @@ from adspark import __version__
 from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact, unsaved_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
-from adspark.errors import SchemaError
+from adspark.decisions import Decision, ScoreSummary, decide
+from adspark.errors import ConfigError, SchemaError, TrainingError
 from adspark.guard import guarded
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
 from adspark.publish import new_run_id, observe_input, publish
 from adspark.sampling import training_sample
 from adspark.schema import (
-    FLAG_COL,
-    SCORE_COL,
+    OutputNames,
     Roles,
     check_against_artifact,
     check_no_missing,
+    check_output_names,
+    check_segments,
     column,
     describe_roles,
     input_schema_record,
@@ -126,12 +128,46 @@ def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
 
 
 def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str],
-            block_events: int) -> DataFrame:
+            block_events: int, names: OutputNames, decision: Decision) -> DataFrame:
     """The output columns plus the scores; sequence models score each event in its stream's order."""
     if artifact.kind == "lstm":
-        scored = score_sequences(spark, df, artifact, ids, block_events)
-        return scored.select(*[column(c) for c in cols], SCORE_COL, FLAG_COL)
-    return score_dataframe(spark, df, artifact, keep=cols)
+        scored = score_sequences(spark, df, artifact, ids, block_events, outputs=names, decision=decision)
+        return scored.select(*[column(c) for c in cols], *[column(c) for c in names.added])
+    return score_dataframe(spark, df, artifact, keep=cols, names=names, decision=decision, ids=ids)
+
+
+def decision_for(cfg: JobConfig, artifact: Artifact) -> Decision:
+    """The config's threshold block when it has one, fitted on the artifact's frozen training scores; else the
+    artifact's own decision."""
+    recorded = artifact.manifest["threshold"]
+    t = cfg.threshold
+    if "threshold" not in cfg.model_fields_set:
+        by = tuple(recorded.get("by", ()))
+        thr = recorded.get("threshold")
+        return Decision(recorded["method"], float(recorded["value"]), float(recorded.get("level", t.level)), by,
+                        None if thr is None else float(thr), {"source": "artifact"})
+    if t.method == "fixed":
+        return Decision("fixed", t.value, threshold=t.value, details={"source": "config"})
+    if "score_summary" not in artifact.manifest:
+        raise ConfigError(f"threshold.method {t.method!r} needs the training-score summary, which the model in "
+                          f"{artifact.path} lacks (trained by an older adspark): retrain it, or use method 'fixed'")
+    try:
+        decision = decide(t.method, t.value, ScoreSummary.from_state(artifact.manifest["score_summary"]), t.level,
+                          t.by)
+    except TrainingError as err:
+        raise ConfigError(f"threshold: {err}") from None
+    decision.details["source"] = "config"
+    return decision
+
+
+def output_names(cfg: JobConfig, artifact: Artifact) -> OutputNames:
+    """The user's output column names; no percentile from a model without a training-score summary."""
+    names = OutputNames.from_config(cfg.output)
+    if names.percentile and "score_summary" not in artifact.manifest:
+        log.warning("the model in %s has no training-score summary (older adspark): no %s column; retrain to "
+                    "get it", artifact.path, names.percentile)
+        names = OutputNames(names.score, names.flag, None, names.reasons, names.explain)
+    return names
 
 
 def check_scorable(cfg: JobConfig, df: DataFrame, artifact: Artifact) -> None:
@@ -140,20 +176,27 @@ def check_scorable(cfg: JobConfig, df: DataFrame, artifact: Artifact) -> None:
     check_against_artifact(artifact.input_schema, df.schema, where)
     if artifact.manifest["preprocessing"]["on_missing"] == "fail":
         check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
-    output_columns(cfg, df, list(cfg.columns.id))
+    check_segments(cfg, df)
+    check_output_names(cfg.output, output_columns(cfg, df, list(cfg.columns.id)))
+    decision_for(cfg, artifact)  # a threshold block the model cannot serve fails before any work
 
 
-def scored_frame(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact) -> DataFrame:
-    """The one scoring path (CLI and library): the config's output columns of `df` plus the scores; lazy."""
+def scored_frame(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact,
+                 decision: Decision | None = None) -> DataFrame:
+    """The one scoring path (CLI and library): the config's output columns of `df` plus the scores; lazy
+    (but a top_k decision finds its cuts with a Spark job)."""
     ids = list(cfg.columns.id)
-    return _scored(spark, df, artifact, output_columns(cfg, df, ids), ids, cfg.model.block_events)
+    decision = decision or decision_for(cfg, artifact)
+    return _scored(spark, df, artifact, output_columns(cfg, df, ids), ids, cfg.model.block_events,
+                   output_names(cfg, artifact), decision)
 
 
 def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact, report: RunReport) -> None:
     assert cfg.output.path
     ids = list(cfg.columns.id)
+    decision = decision_for(cfg, artifact)
     observed, source = observe_input(df, ids)
-    scored = scored_frame(spark, cfg, observed, artifact)
+    scored = scored_frame(spark, cfg, observed, artifact, decision)
     run_info = {
         "run_id": report.run_id,
         "adspark_version": __version__,
@@ -161,7 +204,8 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "model_sha256": artifact.digest,
         "model_dir": artifact.path,
         "model_kind": artifact.kind,
-        "threshold": artifact.threshold,
+        "threshold": decision.threshold,
+        "decision": decision.record(),
         "input_path": cfg.input.path,
         "timings": report.timings,
     }
@@ -169,7 +213,8 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info)
     report.input_rows, report.output_rows = int(manifest["input_rows"]), stats.rows
     report.flagged, report.manifest = stats.flagged, manifest
-    report.threshold, report.output_path = artifact.threshold, cfg.output.path
+    report.threshold = float("nan") if decision.threshold is None else decision.threshold
+    report.output_path = cfg.output.path
 
 
 def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None) -> RunReport:
@@ -193,7 +238,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
         check_output_target(spark, cfg.output)
         df = read_table(spark, cfg.input)
         resolve_roles(cfg, df.schema)
-        output_columns(cfg, df, list(cfg.columns.id))
+        check_output_names(cfg.output, output_columns(cfg, df, list(cfg.columns.id)))
         _count(df, report)
         artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)
         _score_with(spark, cfg, df, artifact, report)

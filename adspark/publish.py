@@ -26,7 +26,7 @@ from adspark import guard
 from adspark.config import OutputConfig
 from adspark.errors import OutputError
 from adspark.io import HadoopPath
-from adspark.schema import FLAG_COL, SCORE_COL, column, not_finite
+from adspark.schema import column, not_finite
 
 log = logging.getLogger("adspark.publish")
 RUN_MANIFEST = guard.RUN_MANIFEST
@@ -97,11 +97,11 @@ class OutputStats:
         return self.fingerprint.rows
 
 
-def _score_exprs() -> list[Column]:
+def _score_exprs(score: str, flag: str) -> list[Column]:
     return [
-        F.coalesce(F.sum(F.col(FLAG_COL).cast("long")), F.lit(0)).alias("flagged"),
-        F.coalesce(F.sum(not_finite(F.col(SCORE_COL)).cast("long")), F.lit(0)).alias("non_finite"),
-        F.percentile_approx(SCORE_COL, list(QUANTILES), 10000).alias("q"),
+        F.coalesce(F.sum(column(flag).cast("long")), F.lit(0)).alias("flagged"),
+        F.coalesce(F.sum(not_finite(column(score)).cast("long")), F.lit(0)).alias("non_finite"),
+        F.percentile_approx(column(score), list(QUANTILES), 10000).alias("q"),
     ]
 
 
@@ -110,13 +110,13 @@ def _stats(written: Fingerprint, scores: dict[str, Any]) -> OutputStats:
     return OutputStats(written, int(scores["flagged"]), int(scores["non_finite"]), quantiles)
 
 
-def _verify(stats: OutputStats, expected: Fingerprint) -> None:
+def _verify(stats: OutputStats, expected: Fingerprint, score: str = "anomaly_score") -> None:
     if stats.rows != expected.rows:
         raise OutputError(f"output check failed: {stats.rows} rows written but the input has {expected.rows}")
     if stats.fingerprint.id_checksum != expected.id_checksum:
         raise OutputError("output check failed: the output's ids differ from the input's (lost or duplicated rows)")
     if stats.non_finite:
-        raise OutputError(f"output check failed: {stats.non_finite} rows have a non-finite {SCORE_COL}")
+        raise OutputError(f"output check failed: {stats.non_finite} rows have a non-finite {score}")
 
 
 def observe_input(df: DataFrame, ids: list[str]) -> tuple[DataFrame, Observation]:
@@ -148,14 +148,14 @@ def publish(
     guard.before_move("output.path", target, run_id)
     scores = Observation("adspark_scores")
     try:
-        writer = df.observe(scores, *_score_exprs()).write.mode("overwrite")
+        writer = df.observe(scores, *_score_exprs(cfg.score_column, cfg.flag_column)).write.mode("overwrite")
         if cfg.partition_by:
             writer = writer.partitionBy(*cfg.partition_by)
         writer.parquet(staging.path)
         _step("written")
         expected = _from_exprs(source.get)
         stats = _stats(fingerprint(spark.read.parquet(staging.path), ids), scores.get)
-        _verify(stats, expected)
+        _verify(stats, expected, cfg.score_column)
         timings = {**run_info.get("timings", {}), "score_write_s": round(time.perf_counter() - started, 3)}
         manifest = run_manifest({**run_info, "timings": timings, "input_rows": expected.rows}, stats)
         staging.child(RUN_MANIFEST).write_text(json.dumps(manifest, indent=2))

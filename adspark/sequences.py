@@ -36,9 +36,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from adspark.artifact import Artifact
+from adspark.decisions import Decision
 from adspark.runtime.sequence import STREAM_COL, sequence_batch_scorer
-from adspark.schema import Roles, column, feature_columns
-from adspark.scoring import broadcast_artifact, scalar_iter_udf, with_flag, with_score
+from adspark.schema import OutputNames, Roles, column, feature_columns
+from adspark.scoring import broadcast_artifact, result_type, scalar_iter_udf, with_flag, with_score
 
 log = logging.getLogger("adspark.sequences")
 TIE_COL = "__adspark_tie"
@@ -168,12 +169,14 @@ def with_blocks(keyed: DataFrame, order: list[Column], t: Column, long: DataFram
 
 
 def score_sequences(spark: SparkSession, df: DataFrame, artifact: Artifact, ids: list[str],
-                    block_events: int = BLOCK_EVENTS) -> DataFrame:
-    """`df` with `anomaly_score` and `is_anomaly`, each event scored against its own stream's history.
+                    block_events: int = BLOCK_EVENTS, outputs: OutputNames | None = None,
+                    decision: Decision | None = None) -> DataFrame:
+    """`df` with the score, flag (and percentile, reasons), each event scored against its own stream's history.
 
     Streams longer than `block_events` are scored in
     parallel blocks with the same scores as a sequential scan (see the module doc).
     """
+    outputs = outputs or OutputNames()
     names = {role: [c["name"] for c in artifact.input_schema if c["role"] == role]
              for role in ("numeric", "categorical", "entity", "timestamp")}
     roles = Roles(ids, names["numeric"], names["categorical"], names["entity"], names["timestamp"][0])
@@ -198,11 +201,12 @@ def score_sequences(spark: SparkSession, df: DataFrame, artifact: Artifact, ids:
         spread = keyed.repartition(F.col(STREAM_COL)) if roles.entity else keyed.repartition(1)
         ordered = spread.sortWithinPartitions(*order)
         segment = F.col(STREAM_COL)
-    body = sequence_batch_scorer(artifact.digest, broadcast_artifact(spark, artifact))
+    body = sequence_batch_scorer(artifact.digest, broadcast_artifact(spark, artifact),
+                                 outputs.percentile is not None, outputs.explain if outputs.reasons else 0)
     # Nondeterministic: the optimizer must not move the UDF away from the sorted order it relies on.
-    udf = scalar_iter_udf(body).asNondeterministic()
+    udf = scalar_iter_udf(body, result_type(outputs)).asNondeterministic()
     crossing = [segment.alias(_SEGMENT_COL), *feature_columns(roles.numeric, roles.categorical)]
-    scored = with_score(spark, ordered, udf, crossing)
+    scored = with_score(spark, ordered, udf, crossing, outputs)
     if long:
         scored = scored.where(~F.col(_CONTEXT_COL)).drop(_BLOCK_COL, _POS_COL, _CONTEXT_COL)
-    return with_flag(scored.drop(STREAM_COL, TIE_COL), artifact)
+    return with_flag(scored.drop(STREAM_COL, TIE_COL), artifact, outputs, decision, ids)

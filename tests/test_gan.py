@@ -86,8 +86,8 @@ def test_onnx_equals_keras(gan) -> None:
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "tanh"])
 def test_exported_graph_is_batch_invariant(activation: str) -> None:
     """Every activation the config allows: the raw ONNX output of a row does not depend on its batch."""
-    from adspark.models.autoencoder import export_onnx
     from adspark.models.gan import build_networks
+    from adspark.models.training import export_onnx
     from adspark.runtime import onnx_session as _session
 
     nets = build_networks(23, [16, 4], 4, [16, 8], activation)

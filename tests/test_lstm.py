@@ -157,6 +157,7 @@ def test_sorted_input_and_other_partitionings_give_identical_scores(spark, lstm_
         for k, v in saved.items():
             spark.conf.set(k, v)
     np.testing.assert_array_equal(again["anomaly_score"], reference["anomaly_score"])
+    assert again["top_features"].astype(str).tolist() == reference["top_features"].astype(str).tolist()
 
 
 def test_never_seen_event_type_scores_strongly(spark, lstm_run, events, tmp_path) -> None:
@@ -168,6 +169,8 @@ def test_never_seen_event_type_scores_strongly(spark, lstm_run, events, tmp_path
     threshold = load_artifact(str(lstm_run["cfg"].model_dir)).threshold
     assert scores.loc[df.loc[new, "event_id"]].min() > 5 * threshold
     assert out.set_index("event_id").loc[df.loc[new, "event_id"], "is_anomaly"].all()
+    reasons = out.set_index("event_id").loc[df.loc[new, "event_id"], "top_features"]
+    assert all(r[0]["feature"] == "template" and r[0]["expected"] is None for r in reasons)  # the surprise's source
 
 
 def test_onnx_matches_keras_and_manifest(lstm_run, events) -> None:

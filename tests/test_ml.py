@@ -69,14 +69,14 @@ def test_pipeline_scores_every_row(fitted: dict) -> None:
     assert stage.model.input_columns == ["amount", "a", "b", "count", "residual", "merchant"]
     assert stage.model.manifest["training"]["sample_rows"] == 1500
     scored = fitted["model"].transform(fitted["df"])
-    assert scored.columns[-3:] == ["residual", "fraud_score", "fraud_flag"]
+    assert scored.columns[-5:] == ["residual", "fraud_score", "fraud_flag", "anomaly_percentile", "top_features"]
     out = scored.toPandas().sort_values("txn_id")
     assert out["txn_id"].tolist() == list(range(ROWS))
     assert (out["fraud_flag"] == (out["fraud_score"] > stage.model.threshold)).all()
     assert out.loc[out["label"] == 1, "fraud_score"].median() > out["fraud_score"].quantile(0.95)
     wrapped = AnomalyDetectorModel.fromModel(stage.model, flagCol="flag")  # a model from adspark.fit/load
-    assert wrapped.transform(fitted["model"].stages[0].transform(fitted["df"])).columns[-2:] == ["anomaly_score",
-                                                                                               "flag"]
+    assert wrapped.transform(fitted["model"].stages[0].transform(fitted["df"])).columns[-4:-2] == ["anomaly_score",
+                                                                                                  "flag"]
 
 
 def test_saved_pipeline_scores_the_same_in_a_fresh_session(fitted: dict) -> None:
@@ -120,7 +120,7 @@ def test_errors_are_typed(fitted: dict, spark) -> None:
     stage = fitted["model"].stages[-1]
     with pytest.raises(adspark.SchemaError, match="column 'b'"):
         stage.transform(fitted["df"].withColumn("residual", fitted["df"]["amount"]).drop("b"))
-    with pytest.raises(adspark.SchemaError, match="'fraud_score' is already in the input table"):
+    with pytest.raises(adspark.SchemaError, match="would overwrite the input column 'fraud_score'"):
         stage.transform(fitted["df"].withColumn("residual", fitted["df"]["amount"])
                         .withColumn("fraud_score", fitted["df"]["a"]))
     path = fitted["tmp"] / "tampered"

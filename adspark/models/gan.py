@@ -57,8 +57,17 @@ from typing import Any
 import numpy as np
 
 from adspark.errors import TrainingError
-from adspark.models.autoencoder import TRIM_ERROR_FLOOR, default_hidden, export_onnx
+from adspark.models.autoencoder import default_hidden
 from adspark.models.base import Detector, import_keras
+from adspark.models.training import (
+    EVAL_BATCH,
+    FAMILY_STREAM,
+    TrainSettings,
+    export_onnx,
+    seed_everything,
+    split_rows,
+    train,
+)
 from adspark.runtime import GanScorer
 
 log = logging.getLogger("adspark.train")
@@ -66,7 +75,6 @@ log = logging.getLogger("adspark.train")
 ADAM_BETA_1 = 0.5  # the usual GAN setting: less momentum, fewer oscillations
 REAL_LABEL = 0.9  # one-sided label smoothing keeps D from saturating
 LATENT_WEIGHT = 0.1  # moment penalty pulling the codes of real rows towards N(0, I)
-EVAL_BATCH = 8192
 FM_SCALE_FLOOR = 1e-3  # a discriminator feature that barely moves is not amplified into noise
 
 
@@ -121,20 +129,34 @@ def build_networks(
     return GanNetworks(encoder, generator, discriminator, features, scoring)
 
 
-class _GanTrainer:
-    """One compiled training step for D then E+G, and the label-free validation loss."""
+class GanFamily:
+    """The two-player step (D, then E+G) and the label-free validation loss, for adspark.models.training."""
 
-    def __init__(self, nets: GanNetworks, learning_rate: float, adversarial_weight: float) -> None:
+    loss_names: tuple[str, ...] = ("d_loss", "g_loss", "rec", "fm")
+    trims = True
+
+    def __init__(
+        self, nets: GanNetworks, x: np.ndarray, latent: int, learning_rate: float, adversarial_weight: float, seed: int
+    ) -> None:
         import tensorflow as tf
 
         keras = import_keras()
-        self.nets = nets
+        self.nets, self.x, self.latent = nets, x, latent
         self.adv_weight = adversarial_weight
+        self.rng = np.random.default_rng((seed, FAMILY_STREAM))  # the prior samples z
         self.opt_d = keras.optimizers.Adam(learning_rate, beta_1=ADAM_BETA_1)
         self.opt_g = keras.optimizers.Adam(learning_rate, beta_1=ADAM_BETA_1)
         self.opt_d.build(nets.discriminator.trainable_variables)
         self.opt_g.build(nets.trainable_eg)
         self.step = tf.function(self._step, reduce_retracing=True)
+
+    def train_steps(self, batches: list[np.ndarray]) -> np.ndarray:
+        z = self.rng.standard_normal((sum(len(b) for b in batches), self.latent)).astype(np.float32)
+        out, start = [], 0
+        for rows in batches:
+            out.append(self.step(self.x[rows], z[start : start + len(rows)]))
+            start += len(rows)
+        return np.mean(np.stack([o.numpy() for o in out]), axis=0).astype(np.float64)
 
     def _step(self, x: Any, z: Any) -> Any:
         import tensorflow as tf
@@ -165,10 +187,21 @@ class _GanTrainer:
         self.opt_g.apply_gradients(zip(grads, n.trainable_eg, strict=True))
         return tf.stack([loss_d, loss_g, rec, fm])
 
-    def validation_loss(self, x: np.ndarray) -> float:
+    def validation_loss(self, rows: np.ndarray) -> float:
         """mse(x, G(E(x))) + adversarial_weight * feature-matching distance: needs no labels."""
-        rec, fm = keras_components(self.nets, x)
+        rec, fm = keras_components(self.nets, self.x[rows])
         return float(np.mean(rec) + self.adv_weight * np.mean(fm))
+
+    def squared_errors(self, rows: np.ndarray) -> np.ndarray:
+        recon = self.nets.scoring.predict(self.x[rows], batch_size=EVAL_BATCH, verbose=0)[:, : self.x.shape[1]]
+        return np.square(self.x[rows] - recon)
+
+    def get_weights(self) -> list[list[np.ndarray]]:
+        return [net.get_weights() for net in (self.nets.encoder, self.nets.generator, self.nets.discriminator)]
+
+    def set_weights(self, weights: list[list[np.ndarray]]) -> None:
+        for net, w in zip((self.nets.encoder, self.nets.generator, self.nets.discriminator), weights, strict=True):
+            net.set_weights(w)
 
 
 def keras_components(nets: GanNetworks, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,15 +239,18 @@ class GanDetector(Detector):
         return hidden, latent, list(m.disc_hidden or default_disc_hidden(d))
 
     def _fit_network(self, features: np.ndarray) -> tuple[dict[str, Any], dict[str, bytes]]:
-        keras = import_keras()
         t, m = self.cfg.train, self.cfg.model
         x = self.preprocessor.network_input(features)
         d = x.shape[1]
         frozen = np.all(x == x[:1], axis=0)  # constant over the sample: the scorer pins them (see runtime)
         hidden, latent, disc_hidden = self._architecture(d)
-        keras.utils.set_random_seed(t.seed)
+        seed_everything(t.seed)
         nets = build_networks(d, hidden, latent, disc_hidden, m.activation)
-        kept, info = self._train(nets, x, latent)
+        family = GanFamily(nets, x, latent, t.learning_rate, m.adversarial_weight, t.seed)
+        hint = "try a lower train.learning_rate or model.adversarial_weight"
+        result = train(family, *split_rows(len(x), t.validation_split, t.seed),
+                       TrainSettings.from_config(self.cfg, "gan", hint=hint))  # fmt: skip
+        kept, info = result.kept, result.info
         self.networks_ = nets
         files = {"gan_scoring.onnx": export_onnx(nets.scoring, d)}
         spec = {
@@ -254,84 +290,3 @@ class GanDetector(Detector):
         rec_center, rec_spread = _spread(rec)
         fm_center, fm_spread = _spread(fm)
         return {"rec_center": rec_center, "rec_spread": rec_spread, "fm_center": fm_center, "fm_spread": fm_spread}
-
-    # --- training -------------------------------------------------------------
-    def _train(self, nets: GanNetworks, x: np.ndarray, latent: int) -> tuple[np.ndarray, dict[str, Any]]:
-        t, m = self.cfg.train, self.cfg.model
-        rng = np.random.default_rng(t.seed)
-        order = rng.permutation(len(x))
-        n_val = int(len(x) * t.validation_split) if len(x) * t.validation_split >= 8 else 0
-        val_idx, tr_idx = order[:n_val], order[n_val:]
-        trainer = _GanTrainer(nets, t.learning_rate, m.adversarial_weight)
-        warmup = max(1, t.epochs // 4) if t.trim > 0 and t.epochs > 1 else 0
-        steps = self._steps_per_epoch(len(tr_idx))
-        best, best_weights, best_epoch, wait, epoch = math.inf, _weights(nets), 0, 0, 0
-        losses = np.zeros(4)
-        for epoch in range(t.epochs):
-            if epoch == warmup and warmup:
-                tr_idx, val_idx = self._trim(nets, x, tr_idx), self._trim(nets, x, val_idx)
-                best, wait = math.inf, 0  # the validation set changed: losses before are not comparable
-                steps = self._steps_per_epoch(len(tr_idx))
-            losses = self._epoch(trainer, x, tr_idx, steps, latent, rng)
-            monitor = trainer.validation_loss(x[val_idx] if len(val_idx) else x[tr_idx[:EVAL_BATCH]])
-            _check_finite(losses, monitor, epoch)
-            log.info(
-                "gan epoch %d/%d d_loss=%.5f g_loss=%.5f rec=%.5f fm=%.5f val=%.5f",
-                epoch + 1, t.epochs, *losses, monitor,
-            )  # fmt: skip
-            if monitor < best:
-                best, best_weights, best_epoch, wait = monitor, _weights(nets), epoch + 1, 0
-            else:
-                wait += 1
-                if wait >= t.patience and epoch >= warmup:
-                    break
-        _restore(nets, best_weights)
-        info = {
-            "epochs_run": epoch + 1,
-            "best_epoch": best_epoch,
-            "steps_per_epoch": steps,
-            "best_validation_loss": best,
-            "final_losses": dict(zip(("d", "g", "rec", "fm"), (float(v) for v in losses), strict=True)),
-            "trimmed_rows": len(x) - len(tr_idx) - len(val_idx),
-        }
-        return tr_idx, info
-
-    def _steps_per_epoch(self, n_train: int) -> int:
-        t = self.cfg.train
-        full = max(1, math.ceil(n_train / t.batch_size))
-        return max(1, min(full, self.cfg.model.step_cap() // t.epochs))
-
-    def _epoch(
-        self, trainer: _GanTrainer, x: np.ndarray, idx: np.ndarray, steps: int, latent: int, rng: np.random.Generator
-    ) -> np.ndarray:
-        bs = self.cfg.train.batch_size
-        rows = rng.permutation(idx)[: steps * bs]  # the last batch may be short
-        z = rng.standard_normal((len(rows), latent)).astype(np.float32)
-        out = [trainer.step(x[rows[s * bs : (s + 1) * bs]], z[s * bs : (s + 1) * bs]) for s in range(steps)]
-        return np.mean(np.stack([o.numpy() for o in out]), axis=0).astype(np.float64)
-
-    def _trim(self, nets: GanNetworks, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Drop the `train.trim` fraction of rows worst reconstructed, each feature relative to its median error."""
-        if len(idx) == 0:
-            return idx
-        recon = nets.scoring.predict(x[idx], batch_size=EVAL_BATCH, verbose=0)[:, : x.shape[1]]
-        sq = np.square(x[idx] - recon).astype(np.float64)
-        err = np.mean(sq / np.maximum(np.median(sq, axis=0), TRIM_ERROR_FLOOR), axis=1)
-        return idx[err <= np.quantile(err, 1.0 - self.cfg.train.trim)]
-
-
-def _check_finite(losses: np.ndarray, monitor: float, epoch: int) -> None:
-    if not (np.all(np.isfinite(losses)) and math.isfinite(monitor)):
-        raise TrainingError(
-            f"gan: the training loss diverged (NaN or inf) in epoch {epoch + 1}; no artifact was written "
-            "(try a lower train.learning_rate or model.adversarial_weight)"
-        )
-
-
-def _weights(nets: GanNetworks) -> list[list[np.ndarray]]:
-    return [net.get_weights() for net in (nets.encoder, nets.generator, nets.discriminator)]
-
-
-def _restore(nets: GanNetworks, weights: list[list[np.ndarray]]) -> None:
-    for net, w in zip((nets.encoder, nets.generator, nets.discriminator), weights, strict=True):
-        net.set_weights(w)

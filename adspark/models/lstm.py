@@ -6,7 +6,7 @@ the `model.window` previous events (numeric block clipped, plus one learned
 embedding per categorical column, plus a padding flag for short histories) and
 outputs, for the event itself, a Gaussian (mean and spread) per numeric feature,
 given the event's own categories, and a log-probability for every code of every
-categorical column. See adspark/sequence_runtime.py for
+categorical column. See adspark/runtime/sequence.py for
 how those turn into a score.
 
 Why next-event prediction and not an LSTM autoencoder over the window: a window
@@ -17,21 +17,29 @@ is the top-scored event itself (measured in bench/quality.py, see README).
 
 The training table is a sample of whole stream pieces (adspark/sequences.py), in
 stream order, with a stream key column; the windows are built exactly as on the
-executors (sequence_runtime.stream_windows).
+executors (adspark.runtime.sequence.stream_windows).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from adspark.errors import TrainingError
-from adspark.models.autoencoder import export_onnx_inputs
 from adspark.models.base import Detector, import_keras
+from adspark.models.training import (
+    EVAL_BATCH,
+    KerasFamily,
+    TrainSettings,
+    export_onnx,
+    seed_everything,
+    split_rows,
+    take,
+    train,
+)
 from adspark.runtime import Scorer
 from adspark.runtime.sequence import (
     NLL_CAP,
@@ -138,13 +146,13 @@ class LstmDetector(Detector):
         assert pre.categorical_ is not None
         vocab = [s.vocabulary_size for s in pre.categorical_]
         hidden = self.cfg.model.hidden or [32]
-        import_keras().utils.set_random_seed(self.cfg.train.seed)  # before building: seeds the initial weights
+        seed_everything(self.cfg.train.seed)  # before building: seeds the initial weights
         training, scoring = build_lstm(window, width, vocab, hidden, self.cfg.model.activation)
         targets = ([num.astype(np.float32)] if width else []) + [codes[:, j] for j in range(len(vocab))]
         info = self._train(training, feeds, targets, width)
-        out = scoring.predict(model_input(feeds), batch_size=8192, verbose=0).astype(np.float64)
+        out = scoring.predict(model_input(feeds), batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
         spec = self._score_spec(out, num, codes, vocab, window, hidden)
-        files = {"lstm.onnx": export_onnx_inputs(scoring, self._example_feeds(window, width, len(vocab)))}
+        files = {"lstm.onnx": export_onnx(scoring, self._example_feeds(window, width, len(vocab)))}
         self.training_ = {"windows": len(keys), "streams": len(np.unique(keys)), **info}
         self.network_ = scoring  # the Keras graph behind lstm.onnx, kept for parity checks
         return spec, files
@@ -194,48 +202,10 @@ class LstmDetector(Detector):
             len(targets) - (1 if width else 0)
         )
         model.compile(optimizer=keras.optimizers.Adam(t.learning_rate, clipnorm=1.0), loss=losses)
-        n = len(targets[0])
-        order = np.random.default_rng(t.seed).permutation(n)
-        n_val = min(VALIDATION_CAP, int(n * t.validation_split)) if n * t.validation_split >= 8 else 0
-        val, tr = order[:n_val], order[n_val:]
-        per_epoch = min(len(tr), max(t.batch_size, self.cfg.model.step_cap() * t.batch_size // t.epochs))
-        return _EarlyStopped(model, feeds, targets, t.patience).run(tr, val, per_epoch, t.epochs, t.batch_size, t.seed)
-
-
-class _EarlyStopped:
-    """Epochs over a fresh random subset of the training windows each, with early stopping on validation loss."""
-
-    def __init__(self, model: Any, feeds: dict[str, np.ndarray], targets: list[np.ndarray], patience: int) -> None:
-        self.model, self.feeds, self.targets, self.patience = model, feeds, targets, patience
-
-    def _slice(self, idx: np.ndarray) -> tuple[Any, list[np.ndarray]]:
-        return model_input({k: v[idx] for k, v in self.feeds.items()}), [y[idx] for y in self.targets]
-
-    def _evaluate(self, data: tuple[Any, list[np.ndarray]]) -> float:
-        result = self.model.evaluate(*data, batch_size=8192, verbose=0)
-        return float(result[0] if isinstance(result, list) else result)  # the total over all outputs
-
-    def run(
-        self, tr: np.ndarray, val: np.ndarray, per_epoch: int, epochs: int, batch: int, seed: int
-    ) -> dict[str, Any]:
-        rng = np.random.default_rng(seed)
-        best, best_weights, waited, history = math.inf, None, 0, []
-        val_data = self._slice(val) if len(val) else None
-        for epoch in range(epochs):
-            x, y = self._slice(np.sort(rng.choice(tr, size=per_epoch, replace=False)))
-            loss = float(self.model.fit(x, y, batch_size=batch, shuffle=True, verbose=0).history["loss"][-1])
-            monitored = self._evaluate(val_data) if val_data else loss
-            if not (math.isfinite(loss) and math.isfinite(monitored)):
-                raise TrainingError(f"lstm: the training loss diverged at epoch {epoch + 1}; no artifact was written")
-            history.append(monitored)
-            log.info("lstm epoch %d/%d loss=%.5f %s=%.5f", epoch + 1, epochs, loss, "val" if val_data else "loss",
-                     monitored)
-            if monitored < best - 1e-6:
-                best, best_weights, waited = monitored, self.model.get_weights(), 0
-            else:
-                waited += 1
-                if waited >= self.patience:
-                    break
-        if best_weights is not None:
-            self.model.set_weights(best_weights)
-        return {"epochs_run": len(history), "best_loss": best, "windows_per_epoch": per_epoch}
+        train_rows, val_rows = split_rows(len(targets[0]), t.validation_split, t.seed, cap=VALIDATION_CAP)
+        settings = TrainSettings.from_config(self.cfg, "lstm", trim=0.0)  # every event is scored against its history
+        inputs = take(feeds)
+        family = KerasFamily(model, lambda rows: model_input(inputs(rows)), take(targets), t.batch_size)
+        info = train(family, train_rows, val_rows, settings).info
+        per_epoch = min(len(train_rows), info["steps_per_epoch"] * t.batch_size)
+        return {**info, "windows_per_epoch": per_epoch}
