@@ -28,6 +28,7 @@ from adspark.runtime import KNOWN_KINDS, build_scorer
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MODEL_REPORT = "report.html"  # the model's page (adspark/report), listed and checksummed like the ONNX files
 # Formats that can carry executable code; refused even if a manifest lists them.
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".h5", ".hdf5", ".keras", ".pb", ".npy", ".npz", ".py")
 _VERSIONED = ("adspark", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "pyarrow", "pyspark")
@@ -273,10 +274,15 @@ def describe(artifact: Artifact) -> str:
     if sequence:
         spec = m["model"]
         lines.append(f"window        {spec['window']} events of history per scored event, LSTM {spec['hidden']}")
+    if m["kind"] == "ensemble":
+        kinds = " + ".join(member["kind"] for member in m["model"]["members"])
+        lines.append(f"members       {kinds} (score: mean quantile level in each member's training scores)")
     training = m.get("training", {})
     scalars = (f"{k}={v}" for k, v in training.items() if not isinstance(v, dict | list))
     lines.append("training      " + ", ".join(scalars))
     lines.append("files:")
     lines += [f"  {name:<28} sha256:{digest}" for name, digest in m["files"].items()]
     lines.append("versions      " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()))
+    if MODEL_REPORT in m["files"]:
+        lines.append(f"report        {Path(artifact.path).resolve() / MODEL_REPORT} (open it in a browser)")
     return "\n".join(lines)

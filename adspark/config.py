@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,6 +73,10 @@ class ColumnsConfig(_Strict):
         return self.entity + ([self.timestamp] if self.timestamp else [])
 
 
+MemberKind = Literal["autoencoder", "gan", "iforest"]  # the row-wise kinds an ensemble can combine
+DEFAULT_MEMBERS: tuple[MemberKind, ...] = ("autoencoder", "iforest")
+
+
 class ModelConfig(_Strict):
     """The detector family and its network.
 
@@ -81,10 +86,13 @@ class ModelConfig(_Strict):
     and adspark/models/lstm.py for what each one does.
     """
 
-    kind: Literal["autoencoder", "gan", "lstm"] = "autoencoder"
+    kind: Literal["autoencoder", "gan", "lstm", "iforest", "ensemble"] = "autoencoder"
     hidden: list[int] | None = None
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
+    # --- kind: autoencoder -------------------------------------------------------
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
+    batch_norm: bool = True  # batch normalisation before every hidden activation but the code layer's
     # --- kind: gan -------------------------------------------------------------
     latent: int | None = Field(None, ge=1, le=1024)  # code size; None = the last `hidden` size
     disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
@@ -94,6 +102,11 @@ class ModelConfig(_Strict):
     # --- kind: lstm ------------------------------------------------------------
     window: int = Field(32, ge=1, le=1024)  # events of history before each scored event
     block_events: int = Field(50_000, ge=1)  # a longer stream is scored in parallel blocks of this many events
+    # --- kind: iforest -----------------------------------------------------------
+    n_estimators: int = Field(200, ge=1, le=5000)  # trees
+    max_samples: int | Literal["auto"] = "auto"  # rows per tree; auto = min(256, sample rows)
+    # --- kind: ensemble ----------------------------------------------------------
+    members: list[MemberKind] = Field(default_factory=lambda: list(DEFAULT_MEMBERS))  # rank-averaged kinds
 
     def step_cap(self) -> int | None:
         """Training steps allowed over all epochs; None = no cap (the autoencoder's default)."""
@@ -112,10 +125,32 @@ class ModelConfig(_Strict):
             raise ValueError("model.ensemble must be 1 for kind 'gan' (GAN ensembles are not supported)")
         return self
 
+    @field_validator("members")
+    @classmethod
+    def _distinct_members(cls, v: list[str]) -> list[str]:
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError("model.members must list at least two different kinds")
+        return v
+
+    @field_validator("max_samples")
+    @classmethod
+    def _enough_samples(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 2:
+            raise ValueError("model.max_samples must be 'auto' or at least 2 rows per tree")
+        return v
+
+
+# `train.min_steps` raises the epochs of a small sample up to this many.
+MAX_EPOCHS = 500
+
 
 class TrainConfig(_Strict):
     sample_rows: int = Field(200_000, ge=10)
     epochs: int = Field(30, ge=1)
+    # A small sample gets more epochs, so that training takes at least this many steps (30 epochs of a
+    # 200-row sample are 30 steps). Off by default: it helped the small, lightly contaminated tables and
+    # hurt the heavily contaminated ones (bench/README.md, "Ablation").
+    min_steps: int = Field(0, ge=0)
     seed: int = 42
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
@@ -123,10 +158,17 @@ class TrainConfig(_Strict):
     patience: int = Field(5, ge=1)
     trim: float = Field(0.05, ge=0.0, lt=0.5)
 
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs to run on `n_train` rows: `epochs`, raised so training takes `min_steps` steps (≤ MAX_EPOCHS)."""
+        steps = max(1, math.ceil(n_train / self.batch_size))
+        return max(self.epochs, min(MAX_EPOCHS, math.ceil(self.min_steps / steps)))
+
 
 class PreprocessConfig(_Strict):
     on_missing: Literal["impute", "fail"] = "impute"
-    transform: Literal["auto", "none", "log"] = "auto"
+    # standard: (x - mean) / std; robust: (x - median) / IQR-based scale (see adspark/features.py)
+    scaling: Literal["standard", "robust"] = "standard"
+    transform: Literal["auto", "none", "log"] = "none"
     transforms: dict[str, Literal["auto", "none", "log"]] = Field(default_factory=dict)
     clip: float = Field(5.0, gt=0)
     max_categories: int = Field(1000, ge=1)
@@ -189,6 +231,16 @@ class OutputConfig(_Strict):
         return names
 
 
+class MonitorConfig(_Strict):
+    """Drift against the training reference and the run report (adspark/drift.py, adspark/report/)."""
+
+    max_psi: float = Field(0.25, gt=0)  # a feature whose PSI exceeds this has drifted
+    on_drift: Literal["warn", "fail"] = "warn"  # fail: exit code 3, nothing published
+    sample_rows: int = Field(200_000, ge=100)  # seeded sample of the input the drift is computed on
+    drift: bool = True  # compute drift at all
+    report: bool = True  # write _adspark_report.html beside _adspark_run.json
+
+
 class JobConfig(_Strict):
     input: InputConfig = Field(default_factory=InputConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
@@ -197,6 +249,7 @@ class JobConfig(_Strict):
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     model_dir: str | None = None
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

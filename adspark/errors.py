@@ -31,6 +31,12 @@ class OutputError(AdsparkError):
     """The scored output failed its checks and was not published."""
 
 
+class DriftError(AdsparkError):
+    """Tonight's data drifted from the training reference and monitor.on_drift is 'fail'."""
+
+    exit_code = 3
+
+
 class PathError(ConfigError):
     """Input, output and model directory overlap, or a path may not be replaced (it names both keys or the path)."""
 

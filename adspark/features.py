@@ -159,6 +159,7 @@ class Preprocessor:
     clip: float = 5.0
     max_categories: int = 1000
     onehot_max: int = 16
+    scaling: str = "robust"  # "standard": mean and standard deviation instead of median and robust_scale
     numeric_: list[NumericSpec] | None = None
     categorical_: list[CategoricalSpec] | None = None
 
@@ -176,8 +177,13 @@ class Preprocessor:
         missing = finite.size < x.size
         if missing and self.on_missing == "fail":
             raise SchemaError(f"column {name!r} has null, NaN or infinite values (preprocess.on_missing: fail)")
-        median = float(np.median(finite)) if finite.size else 0.0
-        scale = robust_scale(finite)
+        if self.scaling == "standard":
+            median = float(np.mean(finite)) if finite.size else 0.0  # the centre, whichever the scaling
+            std = float(np.std(finite)) if finite.size else 0.0
+            scale = std if np.isfinite(std) and std > 1e-12 else 1.0
+        else:
+            median = float(np.median(finite)) if finite.size else 0.0
+            scale = robust_scale(finite)
         mode = self.transforms.get(name, self.transform_default)
         if mode == "auto":
             far = np.abs(finite - median) / scale > HEAVY_TAIL_Z

@@ -13,14 +13,17 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from adspark import __version__
-from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact, unsaved_artifact
+from adspark.artifact import MANIFEST, MODEL_REPORT, Artifact, load_artifact, save_artifact, unsaved_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
 from adspark.decisions import Decision, ScoreSummary, decide
+from adspark.drift import build_reference
 from adspark.errors import ConfigError, SchemaError, TrainingError
 from adspark.guard import guarded
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
+from adspark.monitor import Monitor
+from adspark.progress import progress
 from adspark.publish import new_run_id, observe_input, publish
 from adspark.sampling import training_sample
 from adspark.schema import (
@@ -91,13 +94,30 @@ def fit_artifact(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport | N
         raise SchemaError(f"{where} is empty: there is nothing to train on")
     if cfg.preprocess.on_missing == "fail":
         check_no_missing(df, roles.numeric)
-    with _Timer(report, "sample_s"):
+    with _Timer(report, "sample_s"), progress(df.sparkSession, "sampling", rows):
         sample = _sample(cfg, df, roles, rows)
     log.info("training %s on %d sampled rows, %d features", cfg.model.kind, sample.num_rows, len(roles.features))
     with _Timer(report, "train_s"):
         detector = make_detector(cfg, roles.numeric, roles.categorical).fit(sample)
-    manifest = _build_manifest(detector.manifest_(), detector.files_, input_schema_record(roles, df.schema))
-    return unsaved_artifact(manifest, detector.files_)
+    core = {**detector.manifest_(), "reference": _reference(detector, sample, roles)}
+    schema = input_schema_record(roles, df.schema)
+    files = {**detector.files_, MODEL_REPORT: _model_report(_build_manifest(core, detector.files_, schema), cfg)}
+    return unsaved_artifact(_build_manifest(core, files, schema), files)
+
+
+def _reference(detector: Any, sample: pa.Table, roles: Roles) -> dict[str, Any]:
+    """The training sample's distributions, frozen for drift checks at scoring (adspark/drift.py)."""
+    scores = getattr(detector, "train_scores_", None)
+    if scores is None:
+        scores = detector.decision_function(sample)
+    return build_reference(sample, roles.numeric, roles.categorical, scores, float(detector.threshold_))
+
+
+def _model_report(manifest: dict[str, Any], cfg: JobConfig) -> bytes:
+    """The model's own page, saved in the artifact (and pinned by its sha256 like every file)."""
+    from adspark.report import model_page
+
+    return model_page(manifest, str(cfg.model_dir or "")).encode()
 
 
 def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Artifact:
@@ -195,6 +215,8 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     assert cfg.output.path
     ids = list(cfg.columns.id)
     decision = decision_for(cfg, artifact)
+    monitor = Monitor(spark, cfg, artifact, ids)
+    monitor.check_input(df)  # drift on a sample; under monitor.on_drift: fail, nothing is written
     observed, source = observe_input(df, ids)
     scored = scored_frame(spark, cfg, observed, artifact, decision)
     run_info = {
@@ -207,14 +229,22 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "threshold": decision.threshold,
         "decision": decision.record(),
         "input_path": cfg.input.path,
+        "output_path": cfg.output.path,
         "timings": report.timings,
     }
-    with _Timer(report, "score_write_s"):
-        stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info)
+    with _Timer(report, "score_write_s"), progress(spark, "scoring", report.input_rows or monitor.total_rows):
+        stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info, finish=monitor.finish)
     report.input_rows, report.output_rows = int(manifest["input_rows"]), stats.rows
     report.flagged, report.manifest = stats.flagged, manifest
     report.threshold = float("nan") if decision.threshold is None else decision.threshold
     report.output_path = cfg.output.path
+
+
+def scored_for_evaluation(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact) -> DataFrame:
+    """Every column of `df` plus the scores, not written anywhere (adspark/evaluate.py)."""
+    check_against_artifact(artifact.input_schema, df.schema, str(cfg.model_dir))
+    return _scored(spark, df, artifact, list(df.columns), list(cfg.columns.id), cfg.model.block_events,
+                   output_names(cfg, artifact), decision_for(cfg, artifact))
 
 
 def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None) -> RunReport:

@@ -30,6 +30,10 @@ from adspark.schema import column, not_finite
 
 log = logging.getLogger("adspark.publish")
 RUN_MANIFEST = guard.RUN_MANIFEST
+RUN_REPORT = "_adspark_report.html"
+# Called on the verified staging directory before the swap: may add to the run manifest,
+# write files beside it (the run report) or raise to publish nothing.
+Finish = Callable[["HadoopPath", dict[str, Any]], dict[str, Any]]
 # Called with the name of each publish step once it is done; tests set it to kill the process there.
 STEP_HOOK: Callable[[str], None] | None = None
 
@@ -132,6 +136,7 @@ def publish(
     ids: list[str],
     source: Observation,
     run_info: dict[str, Any],
+    finish: Finish | None = None,
 ) -> tuple[OutputStats, dict[str, Any]]:
     """Write `df` to staging, verify it against the input's fingerprint, then swap it in.
 
@@ -158,6 +163,8 @@ def publish(
         _verify(stats, expected, cfg.score_column)
         timings = {**run_info.get("timings", {}), "score_write_s": round(time.perf_counter() - started, 3)}
         manifest = run_manifest({**run_info, "timings": timings, "input_rows": expected.rows}, stats)
+        if finish is not None:
+            manifest = finish(staging, manifest)
         staging.child(RUN_MANIFEST).write_text(json.dumps(manifest, indent=2))
         _step("verified")
         guard.before_move("output.path", target, run_id)
@@ -216,7 +223,8 @@ def _swap_partitions(staging: HadoopPath, target: HadoopPath, depth: int, run_id
     """
     backup = guard.old_of(target, run_id)
     partitions = [(rel, target.child(rel).exists()) for rel in staging.leaf_dirs(depth)]
-    files = [(name, target.child(name).exists()) for name in (RUN_MANIFEST, "_SUCCESS") if staging.child(name).exists()]
+    files = [(name, target.child(name).exists()) for name in (RUN_MANIFEST, RUN_REPORT, "_SUCCESS")
+             if staging.child(name).exists()]
     journal = guard.write_journal(target, run_id, {"partitions": partitions, "files": files})
     _step("journalled")
     try:

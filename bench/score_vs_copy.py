@@ -2,7 +2,8 @@
 
     python bench/score_vs_copy.py [--rows 2000000] [--repeats 3] [--workdir /tmp/adspark-bench]
                                   [--variants noop,copy,score,scores_only,identity,textbook
-                                              [,score_mapinarrow,scores_only_udf,score_bare]]
+                                              [,score_mapinarrow,scores_only_udf,score_bare,
+                                               score_unmonitored]]
                                   [--conf k=v ...]
                                   [--quiet-wait 15] [--append] [--report-only] [--retrain]
 
@@ -19,6 +20,8 @@ process, round-robin, `repeats` times, on local[2] with identical Spark settings
                the Arrow UDF + JVM rejoin (bench/_adspark_job.py --passing)
 - score_bare (not run by default): `score` with output.explain 0 (no top_features column); `score/score_bare`
                is the cost of the reasons (target <= 1.10)
+- score_unmonitored (not run by default): `score` with monitor.drift and monitor.report off; `score/score_unmonitored`
+               is the cost of the drift check and the run report (target <= 1.10)
 - scores_only_udf (not run by default): `scores_only` through the Arrow UDF + JVM rejoin, as before
                mapInArrow (bench/_adspark_job.py --udf)
 - identity:    Arrow UDF returning its input's first field over the same 30-column struct
@@ -62,10 +65,11 @@ N_HEAVY = 6  # the last N_HEAVY features are log-normal (heavy-tailed), like amo
 ANOMALY_RATE = 0.005
 DATA_VERSION = 1
 DEFAULT_VARIANTS = ("noop", "copy", "score", "scores_only", "identity", "textbook")
-VARIANTS = (*DEFAULT_VARIANTS, "score_mapinarrow", "scores_only_udf", "score_bare")
+VARIANTS = (*DEFAULT_VARIANTS, "score_mapinarrow", "scores_only_udf", "score_bare", "score_unmonitored")
 TARGETS = {
     "score/copy": ("<=", 1.5, 1.3),
     "score/score_bare": ("<=", 1.10, None),
+    "score/score_unmonitored": ("<=", 1.10, None),
     "textbook/score": (">=", 4.0, 6.0),
     "scores_only/copy": ("<=", 0.9, None),
 }
@@ -298,6 +302,7 @@ def write_configs(paths: Paths, sample_rows: int, epochs: int, spark_conf: dict[
     base = {"columns": {"id": ["txn_id"]}, "train": {"sample_rows": sample_rows, "epochs": epochs}, "spark": spark}
     paths.config("adspark").write_text(_yaml(base))
     paths.config("adspark_scores_only").write_text(_yaml({**base, "output": {"columns": ["txn_id"]}}))
+    paths.config("adspark_unmonitored").write_text(_yaml({**base, "monitor": {"drift": False, "report": False}}))
     paths.config("adspark_bare").write_text(_yaml({**base, "output": {"explain": 0}}))
 
 
@@ -369,6 +374,7 @@ def commands(paths: Paths, conf: list[str]) -> dict[str, list[str]]:
         "score": adspark("adspark", "score"),
         "scores_only": adspark("adspark_scores_only", "scores_only"),
         "score_bare": adspark("adspark_bare", "score_bare"),
+        "score_unmonitored": adspark("adspark_unmonitored", "score_unmonitored"),
         "score_mapinarrow": adspark("adspark", "score_mapinarrow",
                                     (str(BENCH / "_adspark_job.py"), "--passing")),
         "scores_only_udf": adspark("adspark_scores_only", "scores_only_udf",
@@ -454,7 +460,8 @@ def ratios(s: dict[str, Summary]) -> dict[str, dict[str, Any]]:
              "score/identity": ("score", "identity"), "score_mapinarrow/score": ("score_mapinarrow", "score"),
              "score_mapinarrow/copy": ("score_mapinarrow", "copy"),
              "scores_only/scores_only_udf": ("scores_only", "scores_only_udf"),
-             "score/score_bare": ("score", "score_bare")}
+             "score/score_bare": ("score", "score_bare"),
+             "score/score_unmonitored": ("score", "score_unmonitored")}
     startup = s["noop"].median_s if "noop" in s else 0.0
     out: dict[str, dict[str, Any]] = {}
     for name, (a, b) in pairs.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def test_csv_json_orc_inputs_score_like_parquet(spark, trained, tmp_path: Path, 
     ref = pd.read_parquet(tmp_path / "ref").sort_values("txn_id").reset_index(drop=True)
     assert report.output_rows == len(out) == 400 and out["txn_id"].tolist() == list(range(400))
     np.testing.assert_allclose(out["anomaly_score"], ref["anomaly_score"], rtol=1e-6)
+    run = json.loads((tmp_path / "out" / "_adspark_run.json").read_text())
+    assert run["timings"]["score_write_s"] > 0  # `score` records its scoring and write time
 
 
 def test_yaml_scalar_options_reach_spark_as_strings() -> None:

@@ -20,6 +20,8 @@ DETECTORS = {
     "autoencoder": "adspark.models.autoencoder:AutoencoderDetector",
     "gan": "adspark.models.gan:GanDetector",
     "lstm": "adspark.models.lstm:LstmDetector",
+    "iforest": "adspark.models.iforest:IsolationForestDetector",
+    "ensemble": "adspark.models.ensemble:EnsembleDetector",
 }
 KINDS = tuple(DETECTORS)
 

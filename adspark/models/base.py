@@ -41,7 +41,15 @@ class Detector:
         self.cfg = cfg
         p = cfg.preprocess
         self.preprocessor = Preprocessor(
-            numeric, categorical, p.on_missing, p.transform, dict(p.transforms), p.clip, p.max_categories, p.onehot_max
+            numeric,
+            categorical,
+            p.on_missing,
+            p.transform,
+            dict(p.transforms),
+            p.clip,
+            p.max_categories,
+            p.onehot_max,
+            scaling=p.scaling,
         )
         self.scorer_: Scorer | None = None
         self.threshold_: float | None = None
@@ -80,6 +88,7 @@ class Detector:
         self.score_summary_ = ScoreSummary.from_scores(train_scores, t.level)
         self.decision_ = decide(t.method, t.value, self.score_summary_, t.level, t.by)
         self.threshold_ = self.decision_.threshold
+        self.train_scores_ = train_scores  # for the drift reference (adspark/drift.py)
         self.training_ = {
             "sample_rows": int(table.num_rows),
             "n_features": len(self.preprocessor.feature_names_),

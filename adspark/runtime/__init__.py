@@ -16,6 +16,8 @@ from adspark.runtime.base import (
     onnx_session,
     unpack_payload,
 )
+from adspark.runtime.ensemble import EnsembleScorer
+from adspark.runtime.forest import ForestScorer
 from adspark.runtime.sequence import LstmScorer
 from adspark.runtime.tabular import AutoencoderScorer, GanScorer
 
@@ -23,6 +25,8 @@ SCORERS.update(
     autoencoder=AutoencoderScorer,
     gan=GanScorer,
     lstm=LstmScorer,
+    iforest=ForestScorer,
+    ensemble=EnsembleScorer,
 )
 KNOWN_KINDS = tuple(SCORERS)
 
@@ -30,6 +34,8 @@ __all__ = [
     "KNOWN_KINDS",
     "SCORERS",
     "AutoencoderScorer",
+    "EnsembleScorer",
+    "ForestScorer",
     "GanScorer",
     "LstmScorer",
     "Scorer",
