@@ -91,8 +91,8 @@ class ModelConfig(_Strict):
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
     # --- kind: autoencoder -------------------------------------------------------
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
-    batch_norm: bool = True  # batch normalisation before every hidden activation but the code layer's
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
+    batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's
     # --- kind: gan -------------------------------------------------------------
     latent: int | None = Field(None, ge=1, le=1024)  # code size; None = the last `hidden` size
     disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
@@ -167,8 +167,8 @@ class TrainConfig(_Strict):
 class PreprocessConfig(_Strict):
     on_missing: Literal["impute", "fail"] = "impute"
     # standard: (x - mean) / std; robust: (x - median) / IQR-based scale (see adspark/features.py)
-    scaling: Literal["standard", "robust"] = "standard"
-    transform: Literal["auto", "none", "log"] = "none"
+    scaling: Literal["robust", "standard"] = "robust"
+    transform: Literal["auto", "none", "log"] = "auto"
     transforms: dict[str, Literal["auto", "none", "log"]] = Field(default_factory=dict)
     clip: float = Field(5.0, gt=0)
     max_categories: int = Field(1000, ge=1)

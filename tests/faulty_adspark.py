@@ -60,7 +60,7 @@ def install_task_fault(mode: str, patch: Callable[[Any, str, Any], None] | None 
     set_ = patch or setattr
 
     def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
-        return lambda *args: _failing(factory(*args), mode)
+        return lambda *args, **kwargs: _failing(factory(*args, **kwargs), mode)
 
     set_(scoring, "batch_scorer", wrap(scoring.batch_scorer))
     set_(scoring, "map_scorer", wrap(scoring.map_scorer))

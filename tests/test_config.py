@@ -85,10 +85,10 @@ def test_digest_is_stable_and_sensitive() -> None:
 
 
 def test_min_steps_raises_the_epochs_of_a_small_sample() -> None:
-    train = parse_config({}).train
+    train = parse_config({"train": {"min_steps": 1000}}).train
     assert train.epochs_for(200_000) == 30  # 782 steps per epoch: the epochs as set
     assert train.epochs_for(2560) == 100  # 10 steps per epoch: 1000 steps
     assert train.epochs_for(200) == 500  # 1 step per epoch: capped at MAX_EPOCHS
-    assert parse_config({"train": {"min_steps": 0}}).train.epochs_for(200) == 30
+    assert parse_config({}).train.epochs_for(200) == 30  # off by default
     with pytest.raises(ConfigError, match="train.min_steps"):
         parse_config({"train": {"min_steps": -1}})

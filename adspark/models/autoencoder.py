@@ -39,11 +39,6 @@ def default_hidden(n_features: int) -> list[int]:
     return [first, code]
 
 
-# The autoencoder's own default network (the GAN keeps default_hidden): wide enough for any table, with
-# dropout and batch normalisation keeping it from learning the identity (bench/README.md, "Ablation").
-AUTOENCODER_HIDDEN = [64, 32]
-
-
 def build_autoencoder(
     n_features: int,
     hidden: list[int],
@@ -90,7 +85,7 @@ class AutoencoderDetector(Detector):
         frozen = np.all(x == x[:1], axis=0) if n else np.zeros(d, dtype=bool)  # constant over the sample
         train_rows, val_rows = split_rows(n, t.validation_split, t.seed)
         m = self.cfg.model
-        hidden = m.hidden or AUTOENCODER_HIDDEN
+        hidden = m.hidden or default_hidden(d)
         files: dict[str, bytes] = {}
         sq_err = np.zeros(d)
         summary: list[dict[str, Any]] = []
