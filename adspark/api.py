@@ -87,8 +87,13 @@ class AnomalyModel:
 
     @property
     def threshold(self) -> float:
-        """`is_anomaly` is true where `anomaly_score` is above this."""
-        return self.artifact.threshold
+        """The score above which `transform` flags a row: the config's `threshold` block fitted on the model's
+        frozen training scores when the config has one, else the model's own; NaN for `top_k` (a number of
+        rows, cut anew on each table)."""
+        from adspark.pipeline import decision_for
+
+        value = decision_for(self.config, self.artifact).threshold
+        return float("nan") if value is None else float(value)
 
     @property
     def input_columns(self) -> list[str]:

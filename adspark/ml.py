@@ -48,7 +48,7 @@ from pyspark.sql import DataFrame, SparkSession
 from adspark.api import AnomalyModel, fit
 from adspark.artifact import MANIFEST, Artifact, load_artifact, manifest_bytes, save_artifact
 from adspark.config import JobConfig, parse_config
-from adspark.errors import ArtifactError, ConfigError, NotFittedError, SchemaError
+from adspark.errors import ArtifactError, ConfigError, NotFittedError
 from adspark.schema import FLAG_COL, SCORE_COL
 
 ARTIFACT_DIR = "artifact"
@@ -69,6 +69,8 @@ _MIRRORED: dict[str, tuple[str, str]] = {
     "sampleRows": ("train", "sample_rows"),
     "epochs": ("train", "epochs"),
     "onMissing": ("preprocess", "on_missing"),
+    "outputCol": ("output", "score_column"),
+    "flagCol": ("output", "flag_column"),
 }
 
 
@@ -113,8 +115,9 @@ class _AnomalyParams(Params):
                       "(preprocess.on_missing)", TypeConverters.toString)
     config = Param(Params._dummy(), "config", "any other job config keys, as a dict or its JSON; the params "
                    "above override it", _to_config_json)
-    outputCol = Param(Params._dummy(), "outputCol", "name of the score column", TypeConverters.toString)
-    flagCol = Param(Params._dummy(), "flagCol", "name of the flag column (score above the threshold)",
+    outputCol = Param(Params._dummy(), "outputCol", "name of the score column (output.score_column)",
+                      TypeConverters.toString)
+    flagCol = Param(Params._dummy(), "flagCol", "name of the flag column (output.flag_column)",
                     TypeConverters.toString)
 
     _input_kwargs: dict[str, Any]  # set by @keyword_only
@@ -229,15 +232,7 @@ class AnomalyDetectorModel(Model, _AnomalyParams, MLReadable["AnomalyDetectorMod
         return self._model
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        out, flag = self.getOutputCol(), self.getFlagCol()
-        for name, default in ((out, SCORE_COL), (flag, FLAG_COL)):
-            if name != default and name in dataset.columns:
-                raise SchemaError(f"column {name!r} is already in the input table; {type(self).__name__} "
-                                  "writes that column itself (set outputCol/flagCol to another name)")
-        scored = AnomalyModel(self.model.artifact, self.jobConfig()).transform(dataset)
-        if out != SCORE_COL or flag != FLAG_COL:
-            scored = scored.withColumnsRenamed({SCORE_COL: out, FLAG_COL: flag})
-        return scored
+        return AnomalyModel(self.model.artifact, self.jobConfig()).transform(dataset)
 
     def write(self) -> MLWriter:
         return _ModelWriter(self)

@@ -72,7 +72,7 @@ def test_transform_scores_every_row_lazily_and_writes_nothing(spark, table: dict
 def test_saved_model_scores_bit_for_bit_like_adspark_score(spark, table: dict, model, tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
     assert model.save(model_dir) is model and model.path == str(model_dir)
-    assert sorted(p.name for p in model_dir.iterdir()) == ["autoencoder_0.onnx", "manifest.json"]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["autoencoder_0.onnx", "manifest.json", "report.html"]
     job = {**CONFIG, "input": {"path": table["data"]}, "spark": {"spark.master": "local[1]",
                                                                   "spark.ui.enabled": "false"}}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
