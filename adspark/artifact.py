@@ -20,12 +20,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
 from adspark import __version__
-from adspark.errors import ArtifactError
-from adspark.runtime import KNOWN_KINDS
+from adspark.errors import AdsparkError, ArtifactError, PathError
+from adspark.runtime import KNOWN_KINDS, build_scorer
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MODEL_REPORT = "report.html"  # the model's page (adspark/report), listed and checksummed like the ONNX files
 # Formats that can carry executable code; refused even if a manifest lists them.
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".h5", ".hdf5", ".keras", ".pb", ".npy", ".npz", ".py")
 _VERSIONED = ("adspark", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "pyarrow", "pyspark")
@@ -59,7 +62,9 @@ class Artifact:
 
     @property
     def threshold(self) -> float:
-        return float(self.manifest["threshold"]["threshold"])
+        """The score threshold; NaN for top_k, which flags a number of rows instead."""
+        value = self.manifest["threshold"]["threshold"]
+        return float("nan") if value is None else float(value)
 
     @property
     def input_schema(self) -> list[dict[str, str]]:
@@ -78,25 +83,38 @@ def build_manifest(core: dict[str, Any], files: dict[str, bytes], input_schema: 
     }
 
 
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """manifest.json's bytes as written to disk; their sha256 is the artifact's digest."""
+    return json.dumps(manifest, indent=2, sort_keys=False).encode()
+
+
+def unsaved_artifact(manifest: dict[str, Any], files: dict[str, bytes]) -> Artifact:
+    """A freshly trained artifact held in memory, with the digest it will have once saved."""
+    return Artifact("", manifest, dict(files), sha256(manifest_bytes(manifest)))
+
+
 def save_artifact(model_dir: str | Path, manifest: dict[str, Any], files: dict[str, bytes]) -> Artifact:
     """Write the artifact next to its target and swap it in, so a crash never leaves half a model."""
     target = Path(model_dir)
     for name in files:
-        if name == MANIFEST or "/" in name or name.endswith(FORBIDDEN_SUFFIXES):
+        if name == MANIFEST or not plain_name(name) or name.endswith(FORBIDDEN_SUFFIXES):
             raise ArtifactError(f"refusing to write artifact file {name!r}")
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MANIFEST).is_file())):
+        raise PathError(f"model directory {str(target)!r} exists and is not an adspark model directory (no "
+                        f"{MANIFEST}); refusing to replace it (move it away or choose another path)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     for name, data in files.items():
         (tmp / name).write_bytes(data)
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=False).encode()
-    (tmp / MANIFEST).write_bytes(manifest_bytes)
+    raw = manifest_bytes(manifest)
+    (tmp / MANIFEST).write_bytes(raw)
     old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
     if target.exists():
         os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
-    return Artifact(str(target), manifest, dict(files), sha256(manifest_bytes))
+    return Artifact(str(target), manifest, dict(files), sha256(raw))
 
 
 def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
@@ -115,6 +133,66 @@ def _read_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
     return manifest, raw
 
 
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _SchemaColumn(_Open):
+    name: str
+    type: str
+    role: str
+
+
+class _Preprocessing(_Open):
+    on_missing: str
+    clip: float
+    numeric: list[dict[str, Any]]
+    categorical: list[dict[str, Any]]
+    feature_names: list[str]
+
+
+class _Threshold(_Open):
+    method: str
+    value: float
+    threshold: float | None  # None for top_k: a number of rows, cut at scoring time
+
+
+class ManifestSchema(_Open):
+    """The keys every reader relies on, with their types; other keys (added by newer code) pass through."""
+
+    format_version: int
+    kind: str
+    input_schema: list[_SchemaColumn]
+    preprocessing: _Preprocessing
+    model: dict[str, Any]
+    threshold: _Threshold
+    files: dict[str, str]
+
+    @field_validator("files")
+    @classmethod
+    def _plain_names(cls, files: dict[str, str]) -> dict[str, str]:
+        for name in files:
+            if not plain_name(name):
+                raise ValueError(f"file name {name!r} is not a plain name inside the model directory")
+        return files
+
+
+def plain_name(name: str) -> bool:
+    """A file name with no directory part: never '../x', '/etc/x', 'a/b', '.', '..' or empty."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\x00" not in name
+
+
+def _check_schema(manifest: dict[str, Any], path: Path) -> None:
+    try:
+        ManifestSchema.model_validate(manifest)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "missing":
+            raise ArtifactError(f"{path}: missing key {where!r}; the artifact is corrupt") from None
+        raise ArtifactError(f"{path}: key {where!r}: {first['msg']}; the artifact is corrupt") from None
+
+
 def _check_header(manifest: dict[str, Any], path: Path) -> None:
     version = manifest.get("format_version")
     if not isinstance(version, int):
@@ -125,9 +203,7 @@ def _check_header(manifest: dict[str, Any], path: Path) -> None:
         )
     if manifest.get("kind") not in KNOWN_KINDS:
         raise ArtifactError(f"{path}: unknown model kind {manifest.get('kind')!r} (known: {', '.join(KNOWN_KINDS)})")
-    for key in ("files", "input_schema", "preprocessing", "model", "threshold"):
-        if key not in manifest:
-            raise ArtifactError(f"{path}: missing key {key!r}; the artifact is corrupt")
+    _check_schema(manifest, path)
 
 
 def _read_files(root: Path, listed: dict[str, str]) -> dict[str, bytes]:
@@ -154,7 +230,25 @@ def load_artifact(model_dir: str | Path) -> Artifact:
     manifest, raw = _read_manifest(root)
     _check_header(manifest, root / MANIFEST)
     files = _read_files(root, dict(manifest["files"]))
+    _check_decodable(root, manifest, files)
     return Artifact(str(root), manifest, files, sha256(raw))
+
+
+def _check_decodable(root: Path, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+    """Build the scorer (its onnxruntime sessions) here on the driver, before any data is read.
+
+    A file that matches its checksum but does not decode fails now, once, naming
+    the file, instead of failing every scoring task and its retries.
+    """
+    try:
+        build_scorer(manifest, files)
+    except ArtifactError as err:
+        raise ArtifactError(f"{root}/{err}") from None
+    except AdsparkError:
+        raise
+    except Exception as err:  # a manifest that passed the schema but does not fit its kind
+        raise ArtifactError(f"{root / MANIFEST}: cannot build the {manifest['kind']} scorer "
+                            f"({type(err).__name__}: {err}); the artifact is corrupt") from None
 
 
 def describe(artifact: Artifact) -> str:
@@ -165,7 +259,7 @@ def describe(artifact: Artifact) -> str:
         f"artifact      {artifact.path}",
         f"kind          {m['kind']} (format {m['format_version']}, created {m.get('created_at', '?')})",
         f"digest        sha256:{artifact.digest}",
-        f"threshold     {thr['threshold']:.6g} ({thr['method']} {thr['value']})",
+        f"threshold     {artifact.threshold:.6g} ({thr['method']} {thr['value']})",
         "input columns:",
         *(f"  {c['name']:<28} {c['type']:<10} {c['role']}" for c in m["input_schema"]),
         f"features      {len(m['preprocessing']['feature_names'])} after preprocessing",
@@ -189,4 +283,6 @@ def describe(artifact: Artifact) -> str:
     lines.append("files:")
     lines += [f"  {name:<28} sha256:{digest}" for name, digest in m["files"].items()]
     lines.append("versions      " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()))
+    if MODEL_REPORT in m["files"]:
+        lines.append(f"report        {Path(artifact.path).resolve() / MODEL_REPORT} (open it in a browser)")
     return "\n".join(lines)

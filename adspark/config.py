@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,8 +32,12 @@ class _Strict(BaseModel):
 
 class InputConfig(_Strict):
     path: str | None = None
-    format: Literal["parquet", "orc", "csv", "json", "delta"] = "parquet"
-    options: dict[str, str] = Field(default_factory=dict)
+    format: Literal["parquet", "orc", "csv", "json"] = "parquet"
+    # YAML scalars as written (`header: true`, `samplingRatio: 0.5`); handed to Spark as its option strings.
+    options: dict[str, str | bool | int | float] = Field(default_factory=dict)
+
+    def spark_options(self) -> dict[str, str]:
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.options.items()}
 
 
 class ColumnsConfig(_Strict):
@@ -85,6 +90,9 @@ class ModelConfig(_Strict):
     hidden: list[int] | None = None
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
+    # --- kind: autoencoder -------------------------------------------------------
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
+    batch_norm: bool = True  # batch normalisation before every hidden activation but the code layer's
     # --- kind: gan -------------------------------------------------------------
     latent: int | None = Field(None, ge=1, le=1024)  # code size; None = the last `hidden` size
     disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
@@ -93,6 +101,7 @@ class ModelConfig(_Strict):
     max_steps: int | None = Field(None, ge=1)  # cap on training steps over all epochs; None = per kind
     # --- kind: lstm ------------------------------------------------------------
     window: int = Field(32, ge=1, le=1024)  # events of history before each scored event
+    block_events: int = Field(50_000, ge=1)  # a longer stream is scored in parallel blocks of this many events
     # --- kind: iforest -----------------------------------------------------------
     n_estimators: int = Field(200, ge=1, le=5000)  # trees
     max_samples: int | Literal["auto"] = "auto"  # rows per tree; auto = min(256, sample rows)
@@ -131,9 +140,17 @@ class ModelConfig(_Strict):
         return v
 
 
+# `train.min_steps` raises the epochs of a small sample up to this many.
+MAX_EPOCHS = 500
+
+
 class TrainConfig(_Strict):
     sample_rows: int = Field(200_000, ge=10)
     epochs: int = Field(30, ge=1)
+    # A small sample gets more epochs, so that training takes at least this many steps (30 epochs of a
+    # 200-row sample are 30 steps). Off by default: it helped the small, lightly contaminated tables and
+    # hurt the heavily contaminated ones (bench/README.md, "Ablation").
+    min_steps: int = Field(0, ge=0)
     seed: int = 42
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
@@ -141,10 +158,17 @@ class TrainConfig(_Strict):
     patience: int = Field(5, ge=1)
     trim: float = Field(0.05, ge=0.0, lt=0.5)
 
+    def epochs_for(self, n_train: int) -> int:
+        """Epochs to run on `n_train` rows: `epochs`, raised so training takes `min_steps` steps (≤ MAX_EPOCHS)."""
+        steps = max(1, math.ceil(n_train / self.batch_size))
+        return max(self.epochs, min(MAX_EPOCHS, math.ceil(self.min_steps / steps)))
+
 
 class PreprocessConfig(_Strict):
     on_missing: Literal["impute", "fail"] = "impute"
-    transform: Literal["auto", "none", "log"] = "auto"
+    # standard: (x - mean) / std; robust: (x - median) / IQR-based scale (see adspark/features.py)
+    scaling: Literal["standard", "robust"] = "standard"
+    transform: Literal["auto", "none", "log"] = "none"
     transforms: dict[str, Literal["auto", "none", "log"]] = Field(default_factory=dict)
     clip: float = Field(5.0, gt=0)
     max_categories: int = Field(1000, ge=1)
@@ -152,13 +176,26 @@ class PreprocessConfig(_Strict):
 
 
 class ThresholdConfig(_Strict):
-    method: Literal["contamination", "fixed"] = "contamination"
+    """How rows are flagged; see adspark/decisions.py for each method."""
+
+    method: Literal["contamination", "fixed", "mad", "pot", "top_k"] = "contamination"
     value: float = 0.01
+    level: float = Field(0.98, gt=0.5, lt=1.0)  # pot: the initial threshold's quantile
+    by: list[str] = Field(default_factory=list)  # top_k: one budget per segment of these columns
 
     @model_validator(mode="after")
     def _range(self) -> ThresholdConfig:
         if self.method == "contamination" and not 0.0 < self.value < 0.5:
             raise ValueError("threshold.value must be in (0, 0.5) for method 'contamination'")
+        if self.method == "mad" and not self.value > 0.0:
+            raise ValueError("threshold.value must be > 0 for method 'mad' (the number of scaled MADs)")
+        if self.method == "pot" and not 0.0 < self.value < 1.0 - self.level:
+            raise ValueError(f"threshold.value must be in (0, 1 - threshold.level = {1 - self.level:.6g}) for "
+                             "method 'pot' (the exceedance probability)")
+        if self.method == "top_k" and not (self.value >= 1 and float(self.value).is_integer()):
+            raise ValueError("threshold.value must be a whole number >= 1 for method 'top_k' (rows to flag)")
+        if self.by and self.method != "top_k":
+            raise ValueError("threshold.by applies to method 'top_k' only")
         return self
 
 
@@ -167,6 +204,41 @@ class OutputConfig(_Strict):
     mode: Literal["overwrite", "error"] = "overwrite"
     columns: list[str] | None = None
     partition_by: list[str] = Field(default_factory=list)
+    score_column: str = Field("anomaly_score", min_length=1)
+    flag_column: str = Field("is_anomaly", min_length=1)
+    percentile: bool = True
+    percentile_column: str = Field("anomaly_percentile", min_length=1)
+    explain: int = Field(3, ge=0, le=100)  # top_features entries per row; 0 = no reasons column
+    reasons_column: str = Field("top_features", min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> OutputConfig:
+        seen: dict[str, str] = {}
+        for key, name in self.named_columns():
+            if name in seen:
+                raise ValueError(f"output.{key} and output.{seen[name]} are both {name!r}; output columns need "
+                                 "distinct names")
+            seen[name] = key
+        return self
+
+    def named_columns(self) -> list[tuple[str, str]]:
+        """(config key, column name) of every column adspark adds to the output."""
+        names = [("score_column", self.score_column), ("flag_column", self.flag_column)]
+        if self.percentile:
+            names.append(("percentile_column", self.percentile_column))
+        if self.explain:
+            names.append(("reasons_column", self.reasons_column))
+        return names
+
+
+class MonitorConfig(_Strict):
+    """Drift against the training reference and the run report (adspark/drift.py, adspark/report/)."""
+
+    max_psi: float = Field(0.25, gt=0)  # a feature whose PSI exceeds this has drifted
+    on_drift: Literal["warn", "fail"] = "warn"  # fail: exit code 3, nothing published
+    sample_rows: int = Field(200_000, ge=100)  # seeded sample of the input the drift is computed on
+    drift: bool = True  # compute drift at all
+    report: bool = True  # write _adspark_report.html beside _adspark_run.json
 
 
 class JobConfig(_Strict):
@@ -177,6 +249,7 @@ class JobConfig(_Strict):
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     model_dir: str | None = None
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

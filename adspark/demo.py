@@ -1,8 +1,9 @@
-"""`adspark demo`: generate card transactions, run the job with conf/demo.yaml, summarise."""
+"""`adspark demo`: generate card transactions, run the job with the packaged demo config, summarise."""
 
 from __future__ import annotations
 
 import time
+from importlib import resources
 from pathlib import Path
 
 from adspark.config import load_config
@@ -12,14 +13,11 @@ LABEL = "is_fraud"
 
 
 def find_demo_config(explicit: str | None) -> Path:
-    candidates = [Path(explicit)] if explicit else [
-        Path.cwd() / "conf" / "demo.yaml",
-        Path(__file__).resolve().parents[1] / "conf" / "demo.yaml",
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError(f"demo config not found (looked at {', '.join(map(str, candidates))}); pass --config")
+    """`--config` when given, else the demo config shipped inside the package (works from any install)."""
+    path = Path(explicit) if explicit else Path(str(resources.files("adspark") / "demo.yaml"))
+    if not path.is_file():
+        raise ConfigError(f"demo config not found at {path}; pass --config")
+    return path
 
 
 def run_demo(workdir: str, rows: int, config: str | None) -> int:

@@ -29,3 +29,17 @@ class TrainingError(AdsparkError):
 
 class OutputError(AdsparkError):
     """The scored output failed its checks and was not published."""
+
+
+class DriftError(AdsparkError):
+    """Tonight's data drifted from the training reference and monitor.on_drift is 'fail'."""
+
+    exit_code = 3
+
+
+class PathError(ConfigError):
+    """Input, output and model directory overlap, or a path may not be replaced (it names both keys or the path)."""
+
+
+class LeaseError(OutputError):
+    """Another run is writing the same output right now (the message names its run id)."""

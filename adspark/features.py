@@ -8,7 +8,9 @@ driver and scoring in the UDF, so both see identical features.
 Numeric column: robust z = (x - median) / scale, then for heavy-tailed columns a
 signed log that is linear near the median and logarithmic beyond a knee; a
 missing value (null, NaN, +-inf) becomes 0 (the median) and, with the impute
-policy, sets a per-column indicator feature.
+policy, sets the column's missing indicator feature. Every numeric column gets
+its indicator, even one with no nulls in the sample: a null there tonight must
+not pass as the median.
 Categorical column: one-hot of the most frequent values, plus buckets for other
 seen values, values never seen in training, and null, plus a rarity feature.
 """
@@ -157,6 +159,7 @@ class Preprocessor:
     clip: float = 5.0
     max_categories: int = 1000
     onehot_max: int = 16
+    scaling: str = "robust"  # "standard": mean and standard deviation instead of median and robust_scale
     numeric_: list[NumericSpec] | None = None
     categorical_: list[CategoricalSpec] | None = None
 
@@ -174,15 +177,20 @@ class Preprocessor:
         missing = finite.size < x.size
         if missing and self.on_missing == "fail":
             raise SchemaError(f"column {name!r} has null, NaN or infinite values (preprocess.on_missing: fail)")
-        median = float(np.median(finite)) if finite.size else 0.0
-        scale = robust_scale(finite)
+        if self.scaling == "standard":
+            median = float(np.mean(finite)) if finite.size else 0.0  # the centre, whichever the scaling
+            std = float(np.std(finite)) if finite.size else 0.0
+            scale = std if np.isfinite(std) and std > 1e-12 else 1.0
+        else:
+            median = float(np.median(finite)) if finite.size else 0.0
+            scale = robust_scale(finite)
         mode = self.transforms.get(name, self.transform_default)
         if mode == "auto":
             far = np.abs(finite - median) / scale > HEAVY_TAIL_Z
             log = bool(finite.size) and float(far.mean()) > HEAVY_TAIL_FRACTION
         else:
             log = mode == "log"
-        indicator = missing and self.on_missing == "impute"
+        indicator = self.on_missing == "impute"  # also when the sample had no nulls: tonight's may
         return NumericSpec(name, median, scale, log, indicator, knee=LOG_KNEE if log else 1.0)
 
     def _fit_categorical(self, name: str, col: pa.ChunkedArray) -> CategoricalSpec:

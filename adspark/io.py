@@ -42,6 +42,26 @@ class HadoopPath:
     def parent(self) -> HadoopPath:
         return self._derive(self.jpath.getParent())
 
+    @property
+    def name(self) -> str:
+        return str(self.jpath.getName())
+
+    def is_root(self) -> bool:
+        return self.jpath.getParent() is None
+
+    def is_dir(self) -> bool:
+        return bool(self.exists() and self.fs.getFileStatus(self.jpath).isDirectory())
+
+    def list_names(self) -> list[str]:
+        """Names of the entries directly under this directory (empty when it is missing)."""
+        if not self.exists():
+            return []
+        return sorted(str(st.getPath().getName()) for st in self.fs.listStatus(self.jpath))
+
+    def modified_s(self) -> float:
+        """Modification time, in seconds since the epoch."""
+        return float(self.fs.getFileStatus(self.jpath).getModificationTime()) / 1000.0
+
     def mkdirs(self) -> None:
         self.fs.mkdirs(self.jpath)
 
@@ -62,10 +82,24 @@ class HadoopPath:
         if not self.fs.rename(self.jpath, other.jpath):
             raise OutputError(f"could not rename {self.path} to {other.path}")
 
-    def write_text(self, text: str) -> None:
-        stream = self.fs.create(self.jpath, True)
+    def write_text(self, text: str, overwrite: bool = True) -> None:
+        """Write a small file; with `overwrite=False` the create fails (Py4J error) when the file exists."""
+        stream = self.fs.create(self.jpath, overwrite)
         try:
             stream.write(bytearray(text.encode()))
+        finally:
+            stream.close()
+
+    def read_text(self) -> str:
+        stream = self.fs.open(self.jpath)
+        try:
+            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            lines = []
+            line = reader.readLine()
+            while line is not None:
+                lines.append(str(line))
+                line = reader.readLine()
+            return "\n".join(lines)
         finally:
             stream.close()
 
@@ -75,7 +109,7 @@ def read_table(spark: SparkSession, cfg: InputConfig) -> DataFrame:
         raise ConfigError("config: input.path is not set (set it in the YAML file or pass --input)")
     if not HadoopPath(spark, cfg.path).exists():
         raise SchemaError(f"input path {cfg.path!r} does not exist")
-    reader = spark.read.format(cfg.format).options(**cfg.options)
+    reader = spark.read.format(cfg.format).options(**cfg.spark_options())
     if cfg.format == "csv" and "header" not in cfg.options:
         reader = reader.option("header", "true").option("inferSchema", "true")
     return reader.load(cfg.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,21 +13,28 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from adspark import __version__
-from adspark.artifact import MANIFEST, Artifact, load_artifact, save_artifact
+from adspark.artifact import MANIFEST, MODEL_REPORT, Artifact, load_artifact, save_artifact, unsaved_artifact
 from adspark.artifact import build_manifest as _build_manifest
 from adspark.config import JobConfig
-from adspark.errors import SchemaError
+from adspark.decisions import Decision, ScoreSummary, decide
+from adspark.drift import build_reference
+from adspark.errors import ConfigError, SchemaError, TrainingError
+from adspark.guard import guarded
 from adspark.io import check_output_target, read_table
 from adspark.models import make_detector
+from adspark.monitor import Monitor
+from adspark.progress import progress
 from adspark.publish import new_run_id, observe_input, publish
 from adspark.sampling import training_sample
 from adspark.schema import (
-    FLAG_COL,
-    SCORE_COL,
+    OutputNames,
     Roles,
     check_against_artifact,
     check_no_missing,
+    check_output_names,
+    check_segments,
     column,
+    describe_roles,
     input_schema_record,
     output_columns,
     resolve_roles,
@@ -75,49 +83,142 @@ def _sample(cfg: JobConfig, df: DataFrame, roles: Roles, rows: int) -> pa.Table:
     return training_sample(df, roles, t.sample_rows, t.seed, rows)
 
 
-def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Artifact:
-    assert cfg.model_dir
+def fit_artifact(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport | None = None) -> Artifact:
+    """The one training path (CLI and library): checks, seeded sample of `rows`, fit; returned unsaved."""
+    report = report or RunReport(new_run_id())
     roles: Roles = resolve_roles(cfg, df.schema)
+    for line in describe_roles(cfg, df.schema, roles):
+        log.info(line)
     if rows == 0:
-        raise SchemaError(f"input table {cfg.input.path!r} is empty: there is nothing to train on")
+        where = f"input table {cfg.input.path!r}" if cfg.input.path else "the DataFrame"
+        raise SchemaError(f"{where} is empty: there is nothing to train on")
     if cfg.preprocess.on_missing == "fail":
         check_no_missing(df, roles.numeric)
-    with _Timer(report, "sample_s"):
+    with _Timer(report, "sample_s"), progress(df.sparkSession, "sampling", rows):
         sample = _sample(cfg, df, roles, rows)
     log.info("training %s on %d sampled rows, %d features", cfg.model.kind, sample.num_rows, len(roles.features))
     with _Timer(report, "train_s"):
         detector = make_detector(cfg, roles.numeric, roles.categorical).fit(sample)
-    manifest = _build_manifest(detector.manifest_(), detector.files_, input_schema_record(roles, df.schema))
-    artifact = save_artifact(cfg.model_dir, manifest, detector.files_)
+    core = {**detector.manifest_(), "reference": _reference(detector, sample, roles)}
+    schema = input_schema_record(roles, df.schema)
+    files = {**detector.files_, MODEL_REPORT: _model_report(_build_manifest(core, detector.files_, schema), cfg)}
+    return unsaved_artifact(_build_manifest(core, files, schema), files)
+
+
+def _reference(detector: Any, sample: pa.Table, roles: Roles) -> dict[str, Any]:
+    """The training sample's distributions, frozen for drift checks at scoring (adspark/drift.py)."""
+    scores = getattr(detector, "train_scores_", None)
+    if scores is None:
+        scores = detector.decision_function(sample)
+    return build_reference(sample, roles.numeric, roles.categorical, scores, float(detector.threshold_))
+
+
+def _model_report(manifest: dict[str, Any], cfg: JobConfig) -> bytes:
+    """The model's own page, saved in the artifact (and pinned by its sha256 like every file)."""
+    from adspark.report import model_page
+
+    return model_page(manifest, str(cfg.model_dir or "")).encode()
+
+
+def _train_on(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport) -> Artifact:
+    assert cfg.model_dir
+    trained = fit_artifact(cfg, df, rows, report)
+    artifact = save_artifact(cfg.model_dir, trained.manifest, trained.files)
     log.info("saved model to %s (threshold %.6g)", cfg.model_dir, artifact.threshold)
     report.model_dir, report.threshold = cfg.model_dir, artifact.threshold
     return artifact
 
 
+def _guarded(spark: SparkSession, cfg: JobConfig, report: RunReport, uses: list[str],
+             writes: list[str]) -> AbstractContextManager[object]:
+    """Path checks, leases and recovery of dead runs (adspark.guard), before any data is read."""
+    values = {"input.path": cfg.input.path, "output.path": cfg.output.path, "model_dir": cfg.model_dir}
+    return guarded(spark, {k: str(values[k]) for k in uses}, writes, report.run_id)
+
+
 def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     cfg.require("input.path", "model_dir")
     report = RunReport(new_run_id())
-    df = read_table(spark, cfg.input)
-    resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
-    _count(df, report)
-    _train_on(cfg, df, report.input_rows, report)
+    with _guarded(spark, cfg, report, ["input.path", "model_dir"], ["model_dir"]):
+        df = read_table(spark, cfg.input)
+        resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
+        _count(df, report)
+        _train_on(cfg, df, report.input_rows, report)
     return report
 
 
-def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str]) -> DataFrame:
+def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str],
+            block_events: int, names: OutputNames, decision: Decision) -> DataFrame:
     """The output columns plus the scores; sequence models score each event in its stream's order."""
     if artifact.kind == "lstm":
-        scored = score_sequences(spark, df, artifact, ids)
-        return scored.select(*[column(c) for c in cols], SCORE_COL, FLAG_COL)
-    return score_dataframe(spark, df, artifact, keep=cols)
+        scored = score_sequences(spark, df, artifact, ids, block_events, outputs=names, decision=decision)
+        return scored.select(*[column(c) for c in cols], *[column(c) for c in names.added])
+    return score_dataframe(spark, df, artifact, keep=cols, names=names, decision=decision, ids=ids)
+
+
+def decision_for(cfg: JobConfig, artifact: Artifact) -> Decision:
+    """The config's threshold block when it has one, fitted on the artifact's frozen training scores; else the
+    artifact's own decision."""
+    recorded = artifact.manifest["threshold"]
+    t = cfg.threshold
+    if "threshold" not in cfg.model_fields_set:
+        by = tuple(recorded.get("by", ()))
+        thr = recorded.get("threshold")
+        return Decision(recorded["method"], float(recorded["value"]), float(recorded.get("level", t.level)), by,
+                        None if thr is None else float(thr), {"source": "artifact"})
+    if t.method == "fixed":
+        return Decision("fixed", t.value, threshold=t.value, details={"source": "config"})
+    if "score_summary" not in artifact.manifest:
+        raise ConfigError(f"threshold.method {t.method!r} needs the training-score summary, which the model in "
+                          f"{artifact.path} lacks (trained by an older adspark): retrain it, or use method 'fixed'")
+    try:
+        decision = decide(t.method, t.value, ScoreSummary.from_state(artifact.manifest["score_summary"]), t.level,
+                          t.by)
+    except TrainingError as err:
+        raise ConfigError(f"threshold: {err}") from None
+    decision.details["source"] = "config"
+    return decision
+
+
+def output_names(cfg: JobConfig, artifact: Artifact) -> OutputNames:
+    """The user's output column names; no percentile from a model without a training-score summary."""
+    names = OutputNames.from_config(cfg.output)
+    if names.percentile and "score_summary" not in artifact.manifest:
+        log.warning("the model in %s has no training-score summary (older adspark): no %s column; retrain to "
+                    "get it", artifact.path, names.percentile)
+        names = OutputNames(names.score, names.flag, None, names.reasons, names.explain)
+    return names
+
+
+def check_scorable(cfg: JobConfig, df: DataFrame, artifact: Artifact) -> None:
+    """Before any scoring work: the table has the model's columns, and the config's output columns."""
+    where = artifact.path or "memory"
+    check_against_artifact(artifact.input_schema, df.schema, where)
+    if artifact.manifest["preprocessing"]["on_missing"] == "fail":
+        check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
+    check_segments(cfg, df)
+    check_output_names(cfg.output, output_columns(cfg, df, list(cfg.columns.id)))
+    decision_for(cfg, artifact)  # a threshold block the model cannot serve fails before any work
+
+
+def scored_frame(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact,
+                 decision: Decision | None = None) -> DataFrame:
+    """The one scoring path (CLI and library): the config's output columns of `df` plus the scores; lazy
+    (but a top_k decision finds its cuts with a Spark job)."""
+    ids = list(cfg.columns.id)
+    decision = decision or decision_for(cfg, artifact)
+    return _scored(spark, df, artifact, output_columns(cfg, df, ids), ids, cfg.model.block_events,
+                   output_names(cfg, artifact), decision)
 
 
 def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact, report: RunReport) -> None:
     assert cfg.output.path
     ids = list(cfg.columns.id)
-    cols = output_columns(cfg, df, ids)
+    decision = decision_for(cfg, artifact)
+    monitor = Monitor(spark, cfg, artifact, ids)
+    monitor.check_input(df)  # drift on a sample; under monitor.on_drift: fail, nothing is written
     observed, source = observe_input(df, ids)
-    scored = _scored(spark, observed, artifact, cols, ids)
+    scored = scored_frame(spark, cfg, observed, artifact, decision)
     run_info = {
         "run_id": report.run_id,
         "adspark_version": __version__,
@@ -125,15 +226,25 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "model_sha256": artifact.digest,
         "model_dir": artifact.path,
         "model_kind": artifact.kind,
-        "threshold": artifact.threshold,
+        "threshold": decision.threshold,
+        "decision": decision.record(),
         "input_path": cfg.input.path,
+        "output_path": cfg.output.path,
         "timings": report.timings,
     }
-    with _Timer(report, "score_write_s"):
-        stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info)
+    with _Timer(report, "score_write_s"), progress(spark, "scoring", report.input_rows or monitor.total_rows):
+        stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info, finish=monitor.finish)
     report.input_rows, report.output_rows = int(manifest["input_rows"]), stats.rows
     report.flagged, report.manifest = stats.flagged, manifest
-    report.threshold, report.output_path = artifact.threshold, cfg.output.path
+    report.threshold = float("nan") if decision.threshold is None else decision.threshold
+    report.output_path = cfg.output.path
+
+
+def scored_for_evaluation(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact) -> DataFrame:
+    """Every column of `df` plus the scores, not written anywhere (adspark/evaluate.py)."""
+    check_against_artifact(artifact.input_schema, df.schema, str(cfg.model_dir))
+    return _scored(spark, df, artifact, list(df.columns), list(cfg.columns.id), cfg.model.block_events,
+                   output_names(cfg, artifact), decision_for(cfg, artifact))
 
 
 def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None) -> RunReport:
@@ -142,26 +253,25 @@ def score(spark: SparkSession, cfg: JobConfig, artifact: Artifact | None = None)
     assert cfg.model_dir
     report = RunReport(new_run_id(), model_dir=cfg.model_dir)
     artifact = artifact or load_artifact(cfg.model_dir)  # integrity first: before any data is read
-    check_output_target(spark, cfg.output)
-    df = read_table(spark, cfg.input)
-    check_against_artifact(artifact.input_schema, df.schema, cfg.model_dir)
-    if artifact.manifest["preprocessing"]["on_missing"] == "fail":
-        check_no_missing(df, [c["name"] for c in artifact.input_schema if c["role"] == "numeric"])
-    output_columns(cfg, df, list(cfg.columns.id))
-    _score_with(spark, cfg, df, artifact, report)
+    with _guarded(spark, cfg, report, ["input.path", "output.path", "model_dir"], ["output.path"]):
+        check_output_target(spark, cfg.output)
+        df = read_table(spark, cfg.input)
+        check_scorable(cfg, df, artifact)
+        _score_with(spark, cfg, df, artifact, report)
     return report
 
 
 def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
     cfg.require("input.path", "output.path", "model_dir")
     report = RunReport(new_run_id())
-    check_output_target(spark, cfg.output)
-    df = read_table(spark, cfg.input)
-    resolve_roles(cfg, df.schema)
-    output_columns(cfg, df, list(cfg.columns.id))
-    _count(df, report)
-    artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)
-    _score_with(spark, cfg, df, artifact, report)
+    with _guarded(spark, cfg, report, ["input.path", "output.path", "model_dir"], ["output.path", "model_dir"]):
+        check_output_target(spark, cfg.output)
+        df = read_table(spark, cfg.input)
+        resolve_roles(cfg, df.schema)
+        check_output_names(cfg.output, output_columns(cfg, df, list(cfg.columns.id)))
+        _count(df, report)
+        artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)
+        _score_with(spark, cfg, df, artifact, report)
     return report
 
 

@@ -8,16 +8,22 @@ naming the column.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from adspark.config import JobConfig
+
+if TYPE_CHECKING:
+    from adspark.config import OutputConfig
 from adspark.errors import SchemaError
 
 SCORE_COL = "anomaly_score"
 FLAG_COL = "is_anomaly"
+PERCENTILE_COL = "anomaly_percentile"
+REASONS_COL = "top_features"
 NUMERIC_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 NUMERIC_OR_BOOL = (*NUMERIC_TYPES, T.BooleanType)
 CATEGORICAL_TYPES = (T.StringType, T.BooleanType, T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.DateType)
@@ -50,10 +56,39 @@ def _require_present(names: list[str], role: str, fields: dict[str, T.DataType])
             raise SchemaError(f"column {name!r} ({role}) is not in the input table; available columns: {avail}")
 
 
-def _reject_reserved(fields: dict[str, T.DataType]) -> None:
-    for reserved in (SCORE_COL, FLAG_COL):
-        if reserved in fields:
-            raise SchemaError(f"column {reserved!r} is already in the input table; adspark writes that column itself")
+@dataclass(frozen=True)
+class OutputNames:
+    """The columns adspark adds to the output, by the user's names; None = that column is left out."""
+
+    score: str = SCORE_COL
+    flag: str = FLAG_COL
+    percentile: str | None = None
+    reasons: str | None = None
+    explain: int = 0  # top_features entries per row
+
+    @classmethod
+    def from_config(cls, out: OutputConfig) -> OutputNames:
+        return cls(out.score_column, out.flag_column, out.percentile_column if out.percentile else None,
+                   out.reasons_column if out.explain else None, out.explain)
+
+    @property
+    def extras(self) -> bool:
+        """Whether the scorer returns more than the score (a percentile or reasons)."""
+        return self.percentile is not None or self.reasons is not None
+
+    @property
+    def added(self) -> list[str]:
+        """The added columns in output order: score, flag, then percentile and reasons when kept."""
+        return [self.score, self.flag] + [c for c in (self.percentile, self.reasons) if c is not None]
+
+
+def check_output_names(out: OutputConfig, kept: list[str]) -> None:
+    """Refuse only when a column adspark adds would overwrite an input column that stays in the output."""
+    for key, name in out.named_columns():
+        if name in kept:
+            raise SchemaError(f"output column {name!r} (output.{key}) would overwrite the input column {name!r}; "
+                              f"rename the output column with output.{key} (or drop the input column with "
+                              "output.columns)")
 
 
 def not_finite(col: Column) -> Column:
@@ -69,7 +104,7 @@ def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
     _require_present(c.exclude, "columns.exclude", fields)
     _require_present(c.categorical, "columns.categorical", fields)
     _require_present(cfg.output.partition_by, "output.partition_by", fields)
-    _reject_reserved(fields)
+    _require_present(cfg.threshold.by, "threshold.by", fields)
     _check_ordering(c.entity, c.timestamp, fields)
     if c.numeric is None:
         taken = set(c.id) | set(c.exclude) | set(c.categorical) | set(c.ordering)
@@ -125,12 +160,30 @@ def check_against_artifact(expected: list[dict[str, str]], schema: T.StructType,
             raise SchemaError(
                 f"column {name!r} ({role} column of the model in {model_dir}) is not in the input table"
             )
-        if not _type_ok(role, fields[name]):
+        if not _type_ok(role, fields[name]) or not widens(col["type"], _type_name(fields[name]), role):
             raise SchemaError(
                 f"column {name!r} has type {_type_name(fields[name])} but the model in {model_dir} was trained "
-                f"on it as a {role} column of type {col['type']}"
+                f"on it as a {role} column of type {col['type']} (only safe widening is accepted: "
+                "int -> bigint -> double, float -> double, decimal -> double)"
             )
-    _reject_reserved(fields)
+
+
+_INTEGERS = ("tinyint", "smallint", "int", "bigint")
+
+
+def widens(recorded: str, current: str, role: str) -> bool:
+    """Whether a column recorded as `recorded` may now be `current` without changing what the model sees.
+
+    Integers widen to wider integers; for numeric roles integers, floats and
+    decimals also widen to double (a categorical may not: 1 would become "1.0").
+    """
+    if recorded == current:
+        return True
+    if recorded in _INTEGERS and current in _INTEGERS:
+        return _INTEGERS.index(current) >= _INTEGERS.index(recorded)
+    if role in ("numeric", "timestamp") and current == "double":
+        return recorded in (*_INTEGERS, "float") or recorded.startswith("decimal")
+    return False
 
 
 _ROLE_TYPES: dict[str, tuple[type[T.DataType], ...]] = {
@@ -167,7 +220,13 @@ def output_columns(cfg: JobConfig, df: DataFrame, ids: list[str]) -> list[str]:
     _require_present(cfg.output.columns, "output.columns", fields)
     keep = ids + [c for c in cfg.output.columns if c not in ids]
     keep += [c for c in cfg.output.partition_by if c not in keep]
+    keep += [c for c in cfg.threshold.by if c not in keep]  # top_k segments need their columns
     return keep
+
+
+def check_segments(cfg: JobConfig, df: DataFrame) -> None:
+    """threshold.by (top_k segments) must name input columns."""
+    _require_present(cfg.threshold.by, "threshold.by", {f.name: f.dataType for f in df.schema.fields})
 
 
 def check_no_missing(df: DataFrame, numeric: list[str]) -> None:
@@ -186,3 +245,21 @@ def check_no_missing(df: DataFrame, numeric: list[str]) -> None:
             raise SchemaError(
                 f"column {name!r} has {row[name]} null, NaN or infinite value(s) and preprocess.on_missing is 'fail'"
             )
+
+
+def describe_roles(cfg: JobConfig, schema: T.StructType, roles: Roles) -> list[str]:
+    """Log lines: the feature columns, and each column left out with what to do to use it."""
+    lines = [f"features: numeric {', '.join(roles.numeric) or '-'}; categorical {', '.join(roles.categorical) or '-'}"]
+    named = set(roles.features) | set(roles.ids) | set(cfg.columns.exclude) | set(cfg.columns.ordering)
+    for f in schema.fields:
+        if f.name in named:
+            continue
+        kind = _type_name(f.dataType)
+        if isinstance(f.dataType, NUMERIC_OR_BOOL):
+            hint = "list it under columns.numeric (or columns.categorical) to use it"
+        elif isinstance(f.dataType, CATEGORICAL_TYPES):
+            hint = "list it under columns.categorical to use it"
+        else:
+            hint = "this type cannot be a feature"
+        lines.append(f"{kind} column `{f.name}` ignored: {hint}")
+    return lines

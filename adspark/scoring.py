@@ -24,22 +24,17 @@ from typing import Any
 
 import pyarrow as pa
 from pyspark.broadcast import Broadcast
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.functions import ArrowUDFType
 
 from adspark.artifact import Artifact
+from adspark.decisions import Decision
 from adspark.runtime import batch_scorer
-from adspark.schema import FLAG_COL, SCORE_COL, column, feature_columns
+from adspark.schema import OutputNames, column, feature_columns
 
 ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
-
-# Which outputs go through mapInArrow; benchmarks flip these for A/B runs
-# (bench/_adspark_job.py). Full-width outputs keep the Arrow UDF: passing every
-# column through Python as well was no faster (bench/README.md).
-MAP_IN_ARROW_NARROW = True
-MAP_IN_ARROW_FULL_WIDTH = False
 
 ARROW_MAX_BYTES = "spark.sql.execution.arrow.maxBytesPerBatch"
 ARROW_MAX_RECORDS = "spark.sql.execution.arrow.maxRecordsPerBatch"
@@ -87,32 +82,123 @@ def broadcast_artifact(spark: SparkSession, artifact: Artifact) -> Broadcast[tup
     return spark.sparkContext.broadcast((json.dumps(artifact.manifest), artifact.files))
 
 
-def scalar_iter_udf(body: Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]) -> Any:
-    """A double-valued Arrow UDF (iterator form) around `body`."""
+REASON_DDL = "array<struct<feature:string,share:double,expected:double>>"
+RESULT_COL = "__adspark_result"
+_SEGMENT_COL = "__adspark_cut"
+MAX_RECORDED_CUTS = 1000  # segments whose cut the run manifest lists
+
+
+def result_type(names: OutputNames) -> str:
+    """The UDF's return type: the score alone, or a struct of score, percentile and reasons."""
+    if not names.extras:
+        return "double"
+    fields = ["score:double"] + (["percentile:double"] if names.percentile else [])
+    fields += [f"reasons:{REASON_DDL}"] if names.reasons else []
+    return f"struct<{','.join(fields)}>"
+
+
+def scalar_iter_udf(body: Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]], returns: str = "double") -> Any:
+    """An Arrow UDF (iterator form) around `body`, returning `returns` (a DDL type)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # prefers type hints; the closure has none at runtime
-        return F.arrow_udf(body, "double", ArrowUDFType.SCALAR_ITER)
+        return F.arrow_udf(body, returns, ArrowUDFType.SCALAR_ITER)
 
 
-def with_flag(scored: DataFrame, artifact: Artifact) -> DataFrame:
-    """`is_anomaly` = `anomaly_score` > the artifact's threshold, on the JVM side."""
-    return scored.withColumn(FLAG_COL, F.col(SCORE_COL) > F.lit(artifact.threshold))
+def with_flag(scored: DataFrame, artifact: Artifact, names: OutputNames | None = None,
+              decision: Decision | None = None, ids: list[str] | None = None) -> DataFrame:
+    """The flag column after the score: score > threshold, or top_k's cut (on the JVM side either way).
+
+    The added columns end up in OutputNames.added order: score, flag, percentile, reasons.
+    """
+    names = names or OutputNames()
+    cols = [c for c in scored.columns if c not in names.added] + [names.score]
+    extras = [c for c in names.added[2:] if c in scored.columns]
+    if decision is not None and decision.method == "top_k":
+        flagged = flag_top_k(scored, names, decision, ids or [])
+    else:
+        threshold = artifact.threshold if decision is None else decision.threshold
+        flagged = scored.withColumn(names.flag, F.col(names.score) > F.lit(threshold))
+    return flagged.select(*[column(c) for c in cols], column(names.flag), *[column(c) for c in extras])
 
 
-def with_score(spark: SparkSession, df: DataFrame, udf: Any, crossing: list[Column]) -> DataFrame:
-    """`df` plus `anomaly_score` = `udf` over the `crossing` columns packed in one struct."""
+def rank_key(df: DataFrame, score: str, ids: list[str], derived: list[str]) -> Column:
+    """Sort key of the top_k order: highest score first, then the ids, then a hash of the row (all ascending).
+
+    The hash covers the input columns (not `derived`, the score's own outputs), so
+    only rows equal in every column can swap places, which changes nothing.
+    """
+    hashable = [f.name for f in df.schema.fields if not isinstance(f.dataType, T.MapType) and f.name not in derived]
+    tie = F.xxhash64(*[column(c) for c in hashable])
+    return F.struct((-F.col(score)).alias("s"), *[column(c).alias(f"i{i}") for i, c in enumerate(ids)],
+                    tie.alias("h"))
+
+
+def flag_top_k(scored: DataFrame, names: OutputNames, decision: Decision, ids: list[str]) -> DataFrame:
+    """Exactly `value` rows flagged per segment of `decision.by` (fewer when a segment is smaller).
+
+    The cut (the k-th row's sort key) of every segment comes from a window limited
+    to the top k rows per partition (Spark's WindowGroupLimit), so only the
+    segments' cuts travel; each row is then compared with its segment's cut. The
+    scored rows are persisted so the network runs once. The cuts (as scores) of up
+    to MAX_RECORDED_CUTS segments go to `decision.details["thresholds"]` for the run manifest.
+    """
+    k = int(decision.value)
+    by = [column(c) for c in decision.by]
+    keyed = scored.withColumn(_SEGMENT_COL, rank_key(scored, names.score, ids, names.added)).persist()
+    win = Window.partitionBy(*by).orderBy(F.col(_SEGMENT_COL)) if by else Window.orderBy(F.col(_SEGMENT_COL))
+    top = keyed.select(*by, F.col(_SEGMENT_COL), F.row_number().over(win).alias("_rank"))
+    cuts = top.where(F.col("_rank") <= k).groupBy(*by).agg(F.max(_SEGMENT_COL).alias("_cut"))
+    listed = cuts.select(*by, (-F.col("_cut")["s"]).alias("threshold"))
+    rows = (listed.orderBy(*by) if by else listed).limit(MAX_RECORDED_CUTS).collect()
+    decision.details["thresholds"] = [
+        {"segment": {c: _plain(r[i]) for i, c in enumerate(decision.by)}, "threshold": float(r["threshold"])}
+        for r in rows
+    ]
+    if by:
+        cut_names = [f"_by{i}" for i in range(len(by))]
+        cuts = cuts.toDF(*cut_names, "_cut")
+        cond = [column(c).eqNullSafe(F.col(n)) for c, n in zip(decision.by, cut_names, strict=True)]
+        joined = keyed.join(F.broadcast(cuts), on=cond, how="left").drop(*cut_names)
+    else:
+        joined = keyed.crossJoin(F.broadcast(cuts))
+    return joined.withColumn(names.flag, F.col(_SEGMENT_COL) <= F.col("_cut")).drop(_SEGMENT_COL, "_cut")
+
+
+def _plain(value: Any) -> Any:
+    """A segment value as JSON can hold it."""
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
+def with_score(spark: SparkSession, df: DataFrame, udf: Any, crossing: list[Column],
+               names: OutputNames | None = None) -> DataFrame:
+    """`df` plus the score (and percentile, reasons) = `udf` over the `crossing` columns packed in one struct."""
+    names = names or OutputNames()
     size_arrow_batches(spark, df.select(*crossing))
-    return df.withColumn(SCORE_COL, udf(F.struct(*crossing)))
+    if not names.extras:
+        return df.withColumn(names.score, udf(F.struct(*crossing)))
+    out = df.withColumn(RESULT_COL, udf(F.struct(*crossing)))
+    result = F.col(RESULT_COL)
+    extras = [result["score"].alias(names.score)]
+    if names.percentile:
+        extras.append(result["percentile"].alias(names.percentile))
+    if names.reasons:
+        extras.append(result["reasons"].alias(names.reasons))
+    return out.select(*[column(c) for c in df.columns], *extras)
 
 
-def score_with_udf(spark: SparkSession, df: DataFrame, artifact: Artifact) -> DataFrame:
-    """`df` with `anomaly_score` (double) and `is_anomaly` (boolean) appended, through the Arrow UDF."""
-    udf = scalar_iter_udf(batch_scorer(artifact.digest, broadcast_artifact(spark, artifact)))
-    return with_flag(with_score(spark, df, udf, model_features(artifact)), artifact)
+def score_with_udf(spark: SparkSession, df: DataFrame, artifact: Artifact, names: OutputNames | None = None,
+                   decision: Decision | None = None, ids: list[str] | None = None) -> DataFrame:
+    """`df` with the score, flag (and percentile, reasons) appended, through the Arrow UDF."""
+    names = names or OutputNames()
+    body = batch_scorer(artifact.digest, broadcast_artifact(spark, artifact), names.percentile is not None,
+                        names.explain if names.reasons else 0)
+    udf = scalar_iter_udf(body, result_type(names))
+    return with_flag(with_score(spark, df, udf, model_features(artifact), names), artifact, names, decision, ids)
 
 
-def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
-    """The body of the mapInArrow scorer: [kept columns | features] in, [kept columns | score] out.
+def map_scorer(key: str, payload: Any, keep: int, names: list[str], percentile: bool = False,
+               explain: int = 0) -> ArrowMap:
+    """The body of the mapInArrow scorer: [kept columns | features] in, [kept columns | score...] out.
 
     A closure built here, not a module-level function: cloudpickle ships it by
     value with only the names it uses, so an executor imports adspark.runtime
@@ -120,27 +206,34 @@ def map_scorer(key: str, payload: Any, keep: int, names: list[str]) -> ArrowMap:
     """
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from adspark.runtime import cached_scorer, inject_fault, unpack_payload
+        from adspark.runtime import cached_scorer, unpack_payload
 
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
-        for i, batch in enumerate(batches):
-            scores = pa.array(scorer.score_arrays(batch.columns[keep:]), type=pa.float64())
-            yield pa.RecordBatch.from_arrays([*batch.columns[:keep], scores], names=names)
-            if i == 0:
-                inject_fault()
+        for batch in batches:
+            results = scorer.results(batch.columns[keep:], percentile, explain)
+            yield pa.RecordBatch.from_arrays([*batch.columns[:keep], *results], names=names)
 
     return score
 
 
-def score_passing(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str]) -> DataFrame:
-    """`keep` columns of `df` (unchanged), then `anomaly_score` and `is_anomaly`, through mapInArrow."""
+def score_passing(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str],
+                  names: OutputNames | None = None, decision: Decision | None = None,
+                  ids: list[str] | None = None) -> DataFrame:
+    """`keep` columns of `df` (unchanged), then the score, flag (and percentile, reasons), through mapInArrow."""
+    names = names or OutputNames()
     fields = {f.name: f for f in df.schema.fields}
     features = [c.alias(f"_adspark_feature_{i}") for i, c in enumerate(model_features(artifact))]
-    out = T.StructType([fields[c] for c in keep] + [T.StructField(SCORE_COL, T.DoubleType(), True)])
-    body = map_scorer(artifact.digest, broadcast_artifact(spark, artifact), len(keep), out.names)
+    added = [T.StructField(names.score, T.DoubleType(), True)]
+    if names.percentile:
+        added.append(T.StructField(names.percentile, T.DoubleType(), True))
+    if names.reasons:
+        added.append(T.StructField(names.reasons, T.DataType.fromDDL(REASON_DDL), True))
+    out = T.StructType([fields[c] for c in keep] + added)
+    body = map_scorer(artifact.digest, broadcast_artifact(spark, artifact), len(keep), out.names,
+                      names.percentile is not None, names.explain if names.reasons else 0)
     crossing = df.select(*[column(c) for c in keep], *features)
     size_arrow_batches(spark, crossing)
-    return with_flag(crossing.mapInArrow(body, out), artifact)
+    return with_flag(crossing.mapInArrow(body, out), artifact, names, decision, ids)
 
 
 def arrow_safe(fields: list[T.StructField]) -> bool:
@@ -155,18 +248,23 @@ def arrow_safe(fields: list[T.StructField]) -> bool:
     return True
 
 
-def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str] | None = None) -> DataFrame:
-    """`keep` columns of `df` (default: all), then `anomaly_score` and `is_anomaly`; no row added or lost.
+def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str] | None = None,
+                    passing: bool | None = None, names: OutputNames | None = None,
+                    decision: Decision | None = None, ids: list[str] | None = None) -> DataFrame:
+    """`keep` columns of `df` (default: all), then the added columns of `names`; no row added or lost.
 
     Narrowed outputs go through mapInArrow (only the kept columns and the features
     cross the boundary); full-width ones through the Arrow UDF, which leaves the
-    other columns in the JVM.
+    other columns in the JVM (passing every column through Python as well was no
+    faster, bench/README.md). `passing` forces the choice: True = mapInArrow,
+    False = the Arrow UDF. `decision` (default: the artifact's threshold) sets the flag.
     """
+    names = names or OutputNames()
     if keep is None:
-        return score_with_udf(spark, df, artifact)
+        return score_with_udf(spark, df, artifact, names, decision, ids)
     fields = {f.name: f for f in df.schema.fields}
-    narrow = len(keep) < len(df.columns)
-    use = MAP_IN_ARROW_NARROW if narrow else MAP_IN_ARROW_FULL_WIDTH
+    use = len(keep) < len(df.columns) if passing is None else passing
     if use and arrow_safe([fields[c] for c in keep]):
-        return score_passing(spark, df, artifact, keep)
-    return score_with_udf(spark, df, artifact).select(*[column(c) for c in keep], SCORE_COL, FLAG_COL)
+        return score_passing(spark, df, artifact, keep, names, decision, ids)
+    scored = score_with_udf(spark, df, artifact, names, decision, ids)
+    return scored.select(*[column(c) for c in keep], *[column(c) for c in names.added])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -40,15 +42,33 @@ def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("ADSPARK_SPARK_LOG_LEVEL", "WARN"))
+    if os.environ.get("ADSPARK_SPARK_LOG_LEVEL") is None:
+        quiet_hidden_path_warnings(spark)
     if not str(spark.sparkContext.master).startswith("local"):
         ship_package(spark)
     return spark
 
 
+def quiet_hidden_path_warnings(spark: SparkSession) -> None:
+    """adspark stages its output in `.NAME.adspark-staging-*` beside the target and reads it back to verify it;
+    Spark warns "All paths were ignored" on every read of a dot-directory. Those lines are about adspark's own
+    staging paths and say nothing to the user (`-v` shows them)."""
+    jvm = spark.sparkContext._jvm
+    try:
+        level = jvm.org.apache.logging.log4j.Level.ERROR  # type: ignore[union-attr]
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(  # type: ignore[union-attr]
+            "org.apache.spark.sql.execution.datasources.DataSource", level)
+    except Exception:  # another logging backend: keep Spark's default
+        log.debug("could not lower the DataSource logger's level", exc_info=True)
+
+
 def ship_package(spark: SparkSession) -> None:
     """Send adspark's own code to the executors, which need not have it installed."""
     pkg = Path(__file__).resolve().parent
-    target = Path(tempfile.mkdtemp(prefix="adspark-pyfiles-")) / "adspark.zip"
+    tmp = tempfile.mkdtemp(prefix="adspark-pyfiles-")
+    # Spark serves the file from this path to executors while the application runs: remove it at exit.
+    atexit.register(shutil.rmtree, tmp, True)
+    target = Path(tmp) / "adspark.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(pkg.rglob("*.py")):
             zf.write(path, path.relative_to(pkg.parent).as_posix())

@@ -4,7 +4,7 @@
                                   [--shape struct|columns] [--columns all|ids] [--conf k=v ...]
 
 An Arrow UDF (SCALAR_ITER, as in adspark/scoring.py) receives the feature columns
-cast to double, packed in one struct (or as separate arguments with --shape columns),
+(numeric ones cast to double, others as they are), packed in one struct (or as separate arguments with --shape columns),
 and returns its first field as the "score". The output is written like adspark's:
 every input column (or only the ids) plus the score. Time(score) - time(identity)
 is what adspark's Python code and its extra passes cost on top of the transfer.
@@ -21,6 +21,7 @@ import pyarrow as pa
 from _spark import DEFAULT_MASTER, build_session, parse_conf
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.functions import ArrowUDFType
+from pyspark.sql.types import NumericType
 
 
 def _args() -> argparse.Namespace:
@@ -53,7 +54,8 @@ def main() -> None:
     df = spark.read.parquet(args.input)
     ids = [c for c in args.ids.split(",") if c]
     features = [c for c in args.features.split(",") if c] or [c for c in df.columns if c not in ids]
-    cast = [F.col(f"`{c}`").cast("double").alias(c) for c in features]
+    numeric = {f.name for f in df.schema.fields if isinstance(f.dataType, NumericType)}
+    cast = [F.col(f"`{c}`").cast("double").alias(c) if c in numeric else F.col(f"`{c}`") for c in features]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         if args.shape == "struct":

@@ -37,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +51,25 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-DATASETS = ("wilt", "wdbc", "mnist", "synthetic_heavy_tail", "ecg", "synthetic_events")
-METHODS = ("adspark", "gan", "textbook_ae", "iforest", "iforest_windows", "lstm", "lstm_w320")
-TABULAR_METHODS = ("adspark", "gan", "textbook_ae", "iforest")
-APPLIES: dict[str, tuple[str, ...]] = {
-    "wilt": TABULAR_METHODS,
-    "wdbc": TABULAR_METHODS,
-    "mnist": TABULAR_METHODS,
-    "synthetic_heavy_tail": TABULAR_METHODS,
-    "ecg": ("lstm", "lstm_w320", "iforest", "iforest_windows"),
-    "synthetic_events": ("lstm", "adspark", "iforest"),
-}
+TABLES = (
+    "wilt",
+    "wdbc",
+    "breastw",
+    "ionosphere",
+    "glass",
+    "pima",
+    "pendigits",
+    "mnist",
+    "synthetic_heavy_tail",
+    "syn_local",
+    "syn_global",
+    "syn_dependency",
+    "syn_clustered",
+)
+SEQUENCES = ("ecg", "synthetic_events")
+DATASETS = TABLES + SEQUENCES
+SMOKE_TABLES = ("glass", "wdbc", "syn_local")
+SEEDS = (0, 1, 2)
 LSTM_WINDOWS = {"lstm": 32, "lstm_w320": 320}
 LSTM_W320_EPOCHS = 10  # 320-step windows are ~10x slower per step than 32-step ones
 LAGS = 32  # iforest_windows
@@ -95,6 +104,7 @@ class Result:
     roc_auc: float
     pr_auc: float
     seconds: float
+    seed: int = 0
     top_row: int | None = None  # sequence datasets: the top-scored row
     top_is_anomaly: bool | None = None
 
@@ -121,6 +131,26 @@ def load_wilt(seed: int) -> Dataset:
 
 def load_wdbc(seed: int) -> Dataset:
     return _labelled("wdbc", "wdbc.parquet", "malignant")
+
+
+def load_breastw(seed: int) -> Dataset:
+    return _labelled("breastw", "breastw.parquet", "anomaly")
+
+
+def load_ionosphere(seed: int) -> Dataset:
+    return _labelled("ionosphere", "ionosphere.parquet", "anomaly")
+
+
+def load_glass(seed: int) -> Dataset:
+    return _labelled("glass", "glass.parquet", "anomaly")
+
+
+def load_pima(seed: int) -> Dataset:
+    return _labelled("pima", "pima.parquet", "anomaly")
+
+
+def load_pendigits(seed: int) -> Dataset:
+    return _labelled("pendigits", "pendigits.parquet", "anomaly")
 
 
 def load_mnist(seed: int, normal_digit: int = 0, anomaly_share: float = 0.05) -> Dataset:
@@ -187,6 +217,55 @@ def synthetic_heavy_tail(seed: int, n: int = 20_000, anomaly_share: float = 0.07
     order = rng.permutation(n)
     table = pa.table({f"v{i}": x[order, i] for i in range(d)})
     return Dataset("synthetic_heavy_tail", table, y[order])
+
+
+ADBENCH_TYPES = ("local", "global", "dependency", "clustered")
+
+
+def synthetic_adbench(kind: str, seed: int, n: int = 3000, anomaly_share: float = 0.05, d: int = 10) -> Dataset:
+    """One of ADBench's four anomaly types (Han et al., 2022) on a seeded Gaussian-mixture table.
+
+    Normal rows: a 3-component Gaussian mixture on a 3-d latent space (random means, random
+    covariances), mapped linearly to `d` columns plus N(0, 0.3^2) noise, so the columns are
+    strongly dependent. Anomalies (`anomaly_share` of the rows), as in ADBench:
+    - local: the same mixture with every covariance scaled by 5 (latent and noise);
+    - global: uniform in [min - 0.1 * range, max + 0.1 * range] of each normal column;
+    - dependency: each column drawn independently from the normal rows (marginals kept, the
+      dependence between columns broken);
+    - clustered: the same mixture with the means scaled by 5 (a few tight far-off groups).
+    """
+    if kind not in ADBENCH_TYPES:
+        raise ValueError(f"unknown ADBench anomaly type {kind!r}")
+    rng = np.random.default_rng([seed, ADBENCH_TYPES.index(kind)])
+    k = 3
+    n_anom = round(n * anomaly_share)
+    n_norm = n - n_anom
+    means = rng.normal(0.0, 2.0, size=(3, k))
+    chol = [np.linalg.cholesky(a @ a.T + 0.1 * np.eye(k)) for a in rng.normal(0.0, 0.6, size=(3, k, k))]
+    weights = np.array([0.5, 0.3, 0.2])
+    loading = rng.normal(0.0, 1.0, size=(k, d))
+
+    def mixture(m: int, mean_scale: float = 1.0, cov_scale: float = 1.0) -> np.ndarray:
+        comp = rng.choice(3, size=m, p=weights)
+        z = mean_scale * means[comp] + np.sqrt(cov_scale) * np.einsum(
+            "nij,nj->ni", np.asarray(chol)[comp], rng.normal(size=(m, k))
+        )
+        return z @ loading + np.sqrt(cov_scale) * rng.normal(0.0, 0.3, size=(m, d))
+
+    normal = mixture(n_norm)
+    if kind == "local":
+        anomalies = mixture(n_anom, cov_scale=5.0)
+    elif kind == "global":
+        lo, hi = normal.min(axis=0), normal.max(axis=0)
+        anomalies = rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), size=(n_anom, d))
+    elif kind == "dependency":
+        anomalies = normal[rng.integers(0, n_norm, size=(n_anom, d)), np.arange(d)]
+    else:
+        anomalies = mixture(n_anom, mean_scale=5.0)
+    x = np.vstack([normal, anomalies])
+    y = np.r_[np.zeros(n_norm, dtype=int), np.ones(n_anom, dtype=int)]
+    order = rng.permutation(n)
+    return Dataset(f"syn_{kind}", pa.table({f"x{i}": x[order, i] for i in range(d)}), y[order])
 
 
 def load_ecg(seed: int) -> Dataset:
@@ -276,11 +355,34 @@ def synthetic_events(
 LOADERS: dict[str, Callable[[int], Dataset]] = {
     "wilt": load_wilt,
     "wdbc": load_wdbc,
+    "breastw": load_breastw,
+    "ionosphere": load_ionosphere,
+    "glass": load_glass,
+    "pima": load_pima,
+    "pendigits": load_pendigits,
     "mnist": load_mnist,
     "synthetic_heavy_tail": synthetic_heavy_tail,
+    **{f"syn_{k}": partial(synthetic_adbench, k) for k in ADBENCH_TYPES},
     "ecg": load_ecg,
     "synthetic_events": synthetic_events,
 }
+
+
+def limit_threads(threads: int) -> None:
+    """One process, `threads` cores: TensorFlow, torch (PyOD) and onnxruntime's own default of one."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # already initialised: keep what it has
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
 
 
 def _config(override: dict[str, Any], seed: int, model: dict[str, Any], train: dict[str, Any] | None = None) -> Any:
@@ -370,29 +472,72 @@ def run_iforest_windows(data: Dataset, seed: int) -> np.ndarray:
     return iforest_scores(x, seed)
 
 
-def scores_for(data: Dataset, method: str, seed: int, override: dict[str, Any]) -> np.ndarray:
-    if method == "adspark":
-        return run_adspark(data, seed, override)
-    if method == "gan":
-        return run_adspark(data, seed, override, kind="gan")
-    if method == "textbook_ae":
-        return run_textbook_ae(data, seed)
-    if method == "iforest":
-        return run_iforest(data, seed)
-    if method == "iforest_windows":
-        return run_iforest_windows(data, seed)
-    if method in LSTM_WINDOWS:
-        return run_lstm(data, seed, override, LSTM_WINDOWS[method])
-    raise ValueError(f"unknown method {method!r}")
+def run_pyod_ecod(data: Dataset, seed: int) -> np.ndarray:
+    from pyod.models.ecod import ECOD
+
+    return np.asarray(ECOD().fit(data.x).decision_function(data.x), dtype=np.float64)
 
 
-def evaluate(data: Dataset, method: str, seed: int, override: dict[str, Any]) -> Result:
+def run_pyod_ae(data: Dataset, seed: int) -> np.ndarray:
+    """PyOD's AutoEncoder with its own defaults (standardisation, 64-32, dropout 0.2, batch norm, 10 epochs)."""
+    from pyod.models.auto_encoder import AutoEncoder
+
+    det = AutoEncoder(random_state=seed, verbose=0).fit(data.x)
+    return np.asarray(det.decision_function(data.x), dtype=np.float64)
+
+
+def adspark_kinds() -> tuple[str, ...]:
+    """Every row-wise `model.kind` adspark's config accepts: a new kind joins the benchmark by itself."""
+    from typing import get_args
+
+    from adspark.config import ModelConfig
+
+    return tuple(k for k in get_args(ModelConfig.model_fields["kind"].annotation) if k != "lstm")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    run: Callable[[Dataset, int, dict[str, Any]], np.ndarray]
+    datasets: tuple[str, ...]  # where it applies
+    adspark: bool = False  # one of adspark's own kinds (vs a peer)
+
+
+def _peer(fn: Callable[[Dataset, int], np.ndarray]) -> Callable[[Dataset, int, dict[str, Any]], np.ndarray]:
+    return lambda data, seed, override: fn(data, seed)
+
+
+def method_registry() -> dict[str, Method]:
+    """Every method, in table-column order: adspark's kinds, then the peers. Adding one is one entry."""
+    reg: dict[str, Method] = {}
+    for kind in adspark_kinds():
+        on = TABLES + (("synthetic_events",) if kind == "autoencoder" else ())
+        reg[kind] = Method(kind, partial(run_adspark, kind=kind), on, adspark=True)
+    peers: list[Method] = [
+        Method("sk_iforest", _peer(run_iforest), TABLES + SEQUENCES),
+        Method("pyod_ecod", _peer(run_pyod_ecod), TABLES),
+        Method("pyod_ae", _peer(run_pyod_ae), TABLES),
+        Method("textbook_ae", _peer(lambda d, s: run_textbook_ae(d, s)), ()),  # only when named
+        Method("sk_iforest_windows", _peer(run_iforest_windows), ("ecg",)),
+        *(
+            Method(name, partial(lambda d, s, o, w: run_lstm(d, s, o, w), w=w), SEQUENCES if w == 32 else ("ecg",))
+            for name, w in LSTM_WINDOWS.items()
+        ),
+    ]
+    reg.update({m.name: m for m in peers})
+    return reg
+
+
+ALIASES = {"adspark": "autoencoder", "iforest_windows": "sk_iforest_windows"}  # names of earlier versions
+
+
+def evaluate(data: Dataset, method: Method, seed: int, override: dict[str, Any]) -> Result:
     start = time.perf_counter()
-    scores = scores_for(data, method, seed, override)
+    scores = method.run(data, seed, override)
     seconds = time.perf_counter() - start
     roc = float(roc_auc_score(data.labels, scores))
     pr = float(average_precision_score(data.labels, scores))
-    result = Result(data.name, method, roc, pr, seconds)
+    result = Result(data.name, method.name, roc, pr, seconds)
     if data.streams is not None:
         result.top_row = int(np.argmax(scores))
         result.top_is_anomaly = bool(data.labels[result.top_row])
@@ -406,13 +551,88 @@ def _top(r: Result) -> str:
 
 
 def format_table(results: list[Result]) -> str:
-    header = f"{'dataset':<22} {'method':<16} {'ROC-AUC':>8} {'PR-AUC':>8} {'train s':>8}  {'top':<10}"
+    header = f"{'dataset':<22} {'method':<18} {'seed':>4} {'ROC-AUC':>8} {'PR-AUC':>8} {'train s':>8}  {'top':<10}"
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.dataset:<22} {r.method:<16} {r.roc_auc:>8.4f} {r.pr_auc:>8.4f} {r.seconds:>8.1f}  {_top(r):<10}"
+            f"{r.dataset:<22} {r.method:<18} {r.seed:>4} {r.roc_auc:>8.4f} {r.pr_auc:>8.4f}"
+            f" {r.seconds:>8.1f}  {_top(r):<10}"
         )
     return "\n".join(lines)
+
+
+def summarise(results: list[Result]) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """(dataset, method) -> (mean ROC-AUC, mean PR-AUC, number of seeds)."""
+    cells: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        cells.setdefault((r.dataset, r.method), []).append(r)
+    return {
+        key: (float(np.mean([r.roc_auc for r in rs])), float(np.mean([r.pr_auc for r in rs])), len(rs))
+        for key, rs in cells.items()
+    }
+
+
+def mean_ranks(
+    summary: dict[tuple[str, str], tuple[float, float, int]], tables: list[str], methods: list[str], metric: int
+) -> dict[str, float]:
+    """Per method, its rank among `methods` on each table (1 = best, ties averaged), averaged over tables."""
+    from scipy.stats import rankdata
+
+    ranks: dict[str, list[float]] = {m: [] for m in methods}
+    for t in tables:
+        present = [m for m in methods if (t, m) in summary]
+        if len(present) < len(methods):
+            continue
+        r = rankdata([-summary[(t, m)][metric] for m in present])
+        for m, v in zip(present, r, strict=True):
+            ranks[m].append(float(v))
+    return {m: float(np.mean(v)) if v else float("nan") for m, v in ranks.items()}
+
+
+def markdown_table(results: list[Result], seeds: list[int]) -> str:
+    """Tables x methods, `ROC-AUC / PR-AUC` mean over seeds, then the mean and mean-rank rows."""
+    summary = summarise(results)
+    tables = [t for t in DATASETS if any(d == t for d, _ in summary)]
+    methods = [m for m in method_registry() if any(mm == m for _, mm in summary)]
+    full = [t for t in tables if all((t, m) in summary for m in methods)]
+    lines = [
+        "| table | " + " | ".join(methods) + " |",
+        "|---" * (len(methods) + 1) + "|",
+    ]
+    for t in tables:
+        cells = [f"{summary[(t, m)][0]:.3f} / {summary[(t, m)][1]:.3f}" if (t, m) in summary else "-" for m in methods]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    if not full:
+        lines += ["", "No table has every method: no mean or rank row."]
+        return "\n".join(lines)
+    means = [
+        f"**{np.mean([summary[(t, m)][0] for t in full]):.3f} / {np.mean([summary[(t, m)][1] for t in full]):.3f}**"
+        for m in methods
+    ]
+    lines.append(f"| mean ({len(full)} tables with every method) | " + " | ".join(means) + " |")
+    roc_rank, pr_rank = mean_ranks(summary, full, methods, 0), mean_ranks(summary, full, methods, 1)
+    lines.append(
+        "| mean rank (ROC / PR) | " + " | ".join(f"{roc_rank[m]:.2f} / {pr_rank[m]:.2f}" for m in methods) + " |"
+    )
+    lines.append("")
+    lines.append(f"Cells: ROC-AUC / PR-AUC, mean over seeds {', '.join(map(str, seeds))}; rank 1 = best.")
+    return "\n".join(lines)
+
+
+README_BEGIN = "<!-- quality-table:begin -->"
+README_END = "<!-- quality-table:end -->"
+
+
+def write_readme(table: str, command: str, path: Path | None = None) -> None:
+    """Replace the text between the markers in bench/README.md with the new table."""
+    path = path or Path(__file__).with_name("README.md")
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit(f"{path}: markers {README_BEGIN} / {README_END} not found")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    body = f"{README_BEGIN}\n`{command}`\n\n{table}\n{README_END}"
+    path.write_text(head + body + tail)
 
 
 def describe(data: Dataset) -> str:
@@ -423,43 +643,116 @@ def describe(data: Dataset) -> str:
     return text
 
 
+def end_to_end(name: str, seed: int, override: dict[str, Any], workdir: Path) -> tuple[float, float]:
+    """ROC-AUC of `adspark run` (a subprocess, local[2]) and of the in-process detector on one table, same seed."""
+    import subprocess
+
+    import yaml
+
+    data = LOADERS[name](seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    table = data.table.append_column("label", pa.array(data.labels, type=pa.int64()))
+    pq.write_table(table, workdir / "input.parquet")
+    cfg = json.loads(json.dumps(override))
+    cfg.setdefault("train", {}).setdefault("seed", seed)
+    cfg.update(
+        {
+            "input": {"path": str(workdir / "input.parquet")},
+            "output": {"path": str(workdir / "output")},
+            "model_dir": str(workdir / "model"),
+            "columns": {"exclude": ["label"]},
+            "spark": {"spark.master": "local[2]"},
+        }
+    )
+    (workdir / "job.yaml").write_text(yaml.safe_dump(cfg))
+    subprocess.run([sys.executable, "-m", "adspark.cli", "run", "--config", str(workdir / "job.yaml")], check=True)
+    out = pq.read_table(workdir / "output", columns=["label", "anomaly_score"])
+    job_roc = float(roc_auc_score(out.column("label").to_numpy(), out.column("anomaly_score").to_numpy()))
+    in_process = float(roc_auc_score(data.labels, run_adspark(data, seed, override)))
+    return job_roc, in_process
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--datasets", default=",".join(DATASETS), help="comma-separated subset of: " + ", ".join(DATASETS)
+        "--datasets",
+        default=",".join(TABLES),
+        help="comma-separated subset of: " + ", ".join(DATASETS) + " (default: every table; 'all' adds the sequences)",
     )
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default="", help="comma-separated method names (default: all that apply)")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--seed", type=int, default=None, help="a single seed (overrides --seeds)")
+    parser.add_argument("--smoke", action="store_true", help=f"{', '.join(SMOKE_TABLES)}, seed 0 only (~3 min)")
+    parser.add_argument("--threads", type=int, default=1, help="cores per library (TensorFlow, torch); default 1")
     parser.add_argument("--override", default="{}", help="JSON config overrides for adspark, e.g. '{\"train\": {}}'")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON lines")
+    parser.add_argument("--save", type=Path, default=None, help="write every result as JSON to this file")
+    parser.add_argument("--write-readme", action="store_true", help="replace the table in bench/README.md")
+    parser.add_argument(
+        "--report", type=Path, nargs="+", default=None, help="only tabulate the results saved by --save runs"
+    )
+    parser.add_argument(
+        "--e2e", default=None, metavar="TABLE", help="only: compare `adspark run` with the in-process figure on TABLE"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [s.strip() for s in args.datasets.split(",") if s.strip()]
-    methods = [s.strip() for s in args.methods.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(DATASETS)) + sorted(set(methods) - set(METHODS))
+    if names == ["all"]:
+        names = list(DATASETS)
+    seeds = [args.seed] if args.seed is not None else [int(s) for s in args.seeds.split(",") if s.strip()]
+    if args.smoke:
+        names, seeds = list(SMOKE_TABLES), seeds[:1]
+    registry = method_registry()
+    wanted = [ALIASES.get(s.strip(), s.strip()) for s in args.methods.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(DATASETS)) + sorted(set(wanted) - set(registry))
     if unknown:
         print(f"unknown dataset(s) or method(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
+    if args.report:
+        saved = [Result(**r) for path in args.report for r in json.loads(path.read_text())]
+        table = markdown_table(saved, sorted({r.seed for r in saved}))
+        print(table)
+        if args.write_readme:
+            write_readme(table, "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+        return 0
     override = json.loads(args.override)
+    limit_threads(args.threads)
+    if args.e2e:
+        job, inproc = end_to_end(args.e2e, seeds[0], override, Path("/tmp/adspark-quality-e2e"))
+        print(f"{args.e2e} seed {seeds[0]}: adspark run ROC-AUC {job:.4f}, in-process {inproc:.4f}")
+        return 0
     results: list[Result] = []
     skipped: list[str] = []
-    for name in names:
-        data = LOADERS[name](args.seed)
-        print(describe(data), flush=True)
-        skipped += [f"{name}/{m}" for m in methods if m not in APPLIES[name]]
-        for method in (m for m in methods if m in APPLIES[name]):
-            results.append(evaluate(data, method, args.seed, override))
-            print(f"  {method}: {results[-1].seconds:.1f} s", flush=True)
+    for seed in seeds:
+        for name in names:
+            data = LOADERS[name](seed)
+            print(f"seed {seed} {describe(data)}", flush=True)
+            for method in wanted or [m for m in registry if registry[m].datasets]:
+                if name not in registry[method].datasets and not (wanted and name in TABLES):
+                    skipped.append(f"{name}/{method}")
+                    continue
+                result = evaluate(data, registry[method], seed, override)
+                result.seed = seed
+                results.append(result)
+                print(f"  {method}: ROC {result.roc_auc:.4f} PR {result.pr_auc:.4f} {result.seconds:.1f} s", flush=True)
+                if args.save:  # after every result, so a long run that is stopped keeps what it measured
+                    args.save.write_text(json.dumps([vars(r) for r in results], indent=1))
     print()
     print(format_table(results))
     if skipped:
-        print(f"not run (do not apply): {', '.join(skipped)}")
+        print(f"not run (do not apply): {', '.join(sorted(set(skipped)))}")
+    table = markdown_table(results, seeds)
+    print()
+    print(table)
     if args.json:
         for r in results:
             print(json.dumps(vars(r)))
+    if args.write_readme:
+        command = "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_readme(table, command.strip())
     return 0
 
 

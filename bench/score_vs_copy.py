@@ -2,7 +2,8 @@
 
     python bench/score_vs_copy.py [--rows 2000000] [--repeats 3] [--workdir /tmp/adspark-bench]
                                   [--variants noop,copy,score,scores_only,identity,textbook
-                                              [,score_mapinarrow,scores_only_udf]]
+                                              [,score_mapinarrow,scores_only_udf,score_bare,
+                                               score_unmonitored]]
                                   [--conf k=v ...]
                                   [--quiet-wait 15] [--append] [--report-only] [--retrain]
 
@@ -16,15 +17,22 @@ process, round-robin, `repeats` times, on local[2] with identical Spark settings
 - score:       adspark score (every input column + anomaly_score + is_anomaly)
 - scores_only: adspark score with output.columns [txn_id] (DataFrame.mapInArrow: ids + features in, ids + score out)
 - score_mapinarrow (not run by default): `score` with every column passed through mapInArrow instead of
-               the Arrow UDF + JVM rejoin (bench/_adspark_job.py --map-in-arrow-full-width)
+               the Arrow UDF + JVM rejoin (bench/_adspark_job.py --passing)
+- score_bare (not run by default): `score` with output.explain 0 (no top_features column); `score/score_bare`
+               is the cost of the reasons (target <= 1.10)
+- score_unmonitored (not run by default): `score` with monitor.drift and monitor.report off; `score/score_unmonitored`
+               is the cost of the drift check and the run report (target <= 1.10)
 - scores_only_udf (not run by default): `scores_only` through the Arrow UDF + JVM rejoin, as before
-               mapInArrow (bench/_adspark_job.py --udf-narrow)
+               mapInArrow (bench/_adspark_job.py --udf)
 - identity:    Arrow UDF returning its input's first field over the same 30-column struct
                (the JVM<->Python transfer floor), all columns written
 - textbook:    pandas UDF with keras.models.load_model + model.predict per Arrow batch
 
 Prints median/min/max seconds, rows/s, CPU seconds of the JVM and of the Python
-processes, and the ratios; writes everything to <workdir>/results.json.
+processes, and the ratios; writes everything to <workdir>/results.json and the table
+into bench/README.md (section `score_vs_copy`; not for --smoke unless --readme).
+
+    python bench/score_vs_copy.py --smoke     # 200,000 rows, 1 round (a few minutes)
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from _results import machine_line, write_section
 
 BENCH = Path(__file__).resolve().parent
 N_FEATURES = 30
@@ -56,9 +65,11 @@ N_HEAVY = 6  # the last N_HEAVY features are log-normal (heavy-tailed), like amo
 ANOMALY_RATE = 0.005
 DATA_VERSION = 1
 DEFAULT_VARIANTS = ("noop", "copy", "score", "scores_only", "identity", "textbook")
-VARIANTS = (*DEFAULT_VARIANTS, "score_mapinarrow", "scores_only_udf")
+VARIANTS = (*DEFAULT_VARIANTS, "score_mapinarrow", "scores_only_udf", "score_bare", "score_unmonitored")
 TARGETS = {
     "score/copy": ("<=", 1.5, 1.3),
+    "score/score_bare": ("<=", 1.10, None),
+    "score/score_unmonitored": ("<=", 1.10, None),
     "textbook/score": (">=", 4.0, 6.0),
     "scores_only/copy": ("<=", 0.9, None),
 }
@@ -291,6 +302,8 @@ def write_configs(paths: Paths, sample_rows: int, epochs: int, spark_conf: dict[
     base = {"columns": {"id": ["txn_id"]}, "train": {"sample_rows": sample_rows, "epochs": epochs}, "spark": spark}
     paths.config("adspark").write_text(_yaml(base))
     paths.config("adspark_scores_only").write_text(_yaml({**base, "output": {"columns": ["txn_id"]}}))
+    paths.config("adspark_unmonitored").write_text(_yaml({**base, "monitor": {"drift": False, "report": False}}))
+    paths.config("adspark_bare").write_text(_yaml({**base, "output": {"explain": 0}}))
 
 
 def model_loads(model_dir: Path) -> bool:
@@ -360,10 +373,12 @@ def commands(paths: Paths, conf: list[str]) -> dict[str, list[str]]:
                  *confs],
         "score": adspark("adspark", "score"),
         "scores_only": adspark("adspark_scores_only", "scores_only"),
+        "score_bare": adspark("adspark_bare", "score_bare"),
+        "score_unmonitored": adspark("adspark_unmonitored", "score_unmonitored"),
         "score_mapinarrow": adspark("adspark", "score_mapinarrow",
-                                    (str(BENCH / "_adspark_job.py"), "--map-in-arrow-full-width")),
+                                    (str(BENCH / "_adspark_job.py"), "--passing")),
         "scores_only_udf": adspark("adspark_scores_only", "scores_only_udf",
-                                   (str(BENCH / "_adspark_job.py"), "--udf-narrow")),
+                                   (str(BENCH / "_adspark_job.py"), "--udf")),
         "identity": [py, str(BENCH / "_identity_job.py"), "--input", data, "--output", str(paths.output("identity")),
                      *confs],
         "textbook": [py, str(BENCH / "_textbook_job.py"), "score", "--input", data, "--model", str(paths.keras),
@@ -444,7 +459,9 @@ def ratios(s: dict[str, Summary]) -> dict[str, dict[str, Any]]:
              "scores_only/copy": ("scores_only", "copy"), "identity/copy": ("identity", "copy"),
              "score/identity": ("score", "identity"), "score_mapinarrow/score": ("score_mapinarrow", "score"),
              "score_mapinarrow/copy": ("score_mapinarrow", "copy"),
-             "scores_only/scores_only_udf": ("scores_only", "scores_only_udf")}
+             "scores_only/scores_only_udf": ("scores_only", "scores_only_udf"),
+             "score/score_bare": ("score", "score_bare"),
+             "score/score_unmonitored": ("score", "score_unmonitored")}
     startup = s["noop"].median_s if "noop" in s else 0.0
     out: dict[str, dict[str, Any]] = {}
     for name, (a, b) in pairs.items():
@@ -531,7 +548,37 @@ def _args() -> argparse.Namespace:
                    help="before each run, wait up to this many seconds for the machine to be idle (0: never)")
     p.add_argument("--conf", action="append", default=[],
                    help="extra Spark setting key=value for every variant (repeatable); changes the adspark config too")
-    return p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="200,000 rows, 1 round, no quiet wait (a few minutes)")
+    p.add_argument("--readme", action=argparse.BooleanOptionalAction, default=None,
+                   help="write the table into bench/README.md (default: yes, except with --smoke)")
+    args = p.parse_args()
+    if args.smoke:
+        args.rows, args.repeats, args.quiet_wait = 200_000, 1, 0.0
+    return args
+
+
+def markdown(summary: dict[str, Summary], rat: dict[str, dict[str, Any]], args: argparse.Namespace,
+             machine: str) -> str:
+    """The README table: one row per variant, then the ratios against their targets."""
+    flags = " --smoke" if args.smoke else ""
+    lines = [f"`python bench/score_vs_copy.py{flags}`: {args.rows:,} rows x {N_FEATURES} doubles + id, local[2], "
+             f"whole processes, {args.repeats} round(s). {machine}.", "",
+             "| variant | runs | median s | min s | rows/s | CPU s (JVM / driver py / workers py) | cpu other s |",
+             "|---|---:|---:|---:|---:|---|---:|"]
+    for v in summary.values():
+        rate = f"{v.rows_per_s:,.0f}" if v.rows_per_s else "-"
+        lines.append(f"| {v.variant} | {v.runs} | {v.median_s:.1f} | {v.min_s:.1f} | {rate} | "
+                     f"{v.cpu_jvm_s:.0f} / {v.cpu_driver_py_s:.0f} / {v.cpu_workers_py_s:.0f} | "
+                     f"{v.cpu_foreign_s:.0f} |")
+    lines += ["", "| ratio | of medians | net of start-up | of minima | of CPU | target |",
+              "|---|---:|---:|---:|---:|---|"]
+    for name, e in rat.items():
+        net = f"{e['net_of_startup']:.2f}" if e["net_of_startup"] is not None else "-"
+        target = ""
+        if "target" in e:
+            target = f"{e['target']}: {'met' if e['meets_target'] else 'not met'}"
+        lines.append(f"| {name} | {e['ratio']:.2f} | {net} | {e['min_ratio']:.2f} | {e['cpu_ratio']:.2f} | {target} |")
+    return "\n".join(lines)
 
 
 def previous_runs(path: Path, rows: int) -> list[Run]:
@@ -557,6 +604,7 @@ def main() -> int:
     runs: list[Run] = []
     counts: dict[str, int] = {}
     code, git = "", {}
+    started = machine_line()
     if not args.report_only:
         paths.workdir.mkdir(parents=True, exist_ok=True)
         code = "live" if args.live_code else snapshot_code(paths.workdir)
@@ -594,6 +642,8 @@ def main() -> int:
     }
     out.write_text(json.dumps(result, indent=2))
     print(f"\nresults written to {out}")
+    if args.readme if args.readme is not None else not args.smoke:
+        write_section("score_vs_copy", markdown(summary, rat, args, started))
     return 0
 
 

@@ -1,9 +1,10 @@
 """Python scoring worker: cold start, peak memory, and linear cost in rows.
 
-    python bench/worker_profile.py [--workdir /tmp/adspark-bench]
+    python bench/worker_profile.py [--workdir /tmp/adspark-bench] [--rows 2000000] [--smoke]
 
 Uses the table and model that `bench/score_vs_copy.py` prepared in the workdir
-(2M rows x 30 doubles + id, an adspark autoencoder). Prints:
+(2M rows x 30 doubles + id, an adspark autoencoder; --smoke: its 200k-row table).
+Prints, and writes into bench/README.md (section `worker_profile`):
 - cold start: a fresh Python process importing the scoring runtime, building the
   onnxruntime session from the artifact bytes and scoring its first 10k-row batch;
   and, inside Spark, a fresh session's Python workers: the time from a worker's
@@ -24,6 +25,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from _results import machine_line, write_section
+
+LINES: list[str] = []
+
+
+def note(line: str) -> None:
+    """Print a result line and keep it for the README section."""
+    print(line, flush=True)
+    LINES.append(line)
 
 COLD_START = """
 import time; t0 = time.perf_counter()
@@ -60,7 +71,7 @@ def cold_start(model: str, data: str, repeats: int = 5) -> None:
     runs = [tuple(map(float, _python(COLD_START.format(model=model, data=data)).split())) for _ in range(repeats)]
     runs.sort()
     total, setup, first = runs[len(runs) // 2]
-    print(f"cold start (median of {repeats}): first batch scored {total:.2f} s after process start "
+    note(f"cold start (median of {repeats}): first batch scored {total:.2f} s after process start "
           f"(imports + session {setup:.2f} s, the 10k-row batch itself {first * 1000:.1f} ms)")
 
 
@@ -79,9 +90,9 @@ def _worker_hwm_mb() -> float:
     return peak
 
 
-def worker_memory(workdir: Path, model: str, data: str) -> None:
+def worker_memory(workdir: Path, model: str, data: str, rows: int) -> None:
     standalone = float(_python(ALL_ROWS.format(model=model, data=data)))
-    print(f"peak RSS, one process scoring all 2M rows in 10k batches: {standalone:.0f} MB")
+    note(f"peak RSS, one process scoring all {rows:,} rows in 10k batches: {standalone:.0f} MB")
     config = workdir / "adspark.yaml"
     peak = [0.0]
     done = threading.Event()
@@ -99,7 +110,7 @@ def worker_memory(workdir: Path, model: str, data: str) -> None:
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     done.set()
     thread.join()
-    print(f"peak RSS of a Spark Python worker during `adspark score` (2M rows, local[2]): {peak[0]:.0f} MB")
+    note(f"peak RSS of a Spark Python worker during `adspark score` ({rows:,} rows, local[2]): {peak[0]:.0f} MB")
 
 
 def _since_boot(pid: int | str) -> float:
@@ -150,12 +161,12 @@ def spark_cold_start(spark: Any, art: Any, data: str) -> None:
     spark.read.parquet(data).select(scalar_iter_udf(timed)(features)).write.format("noop").mode("overwrite").save()
     runs = sorted(tuple(map(float, p.read_text().split())) for p in Path(folder).glob("*.txt"))
     for scored, entered, arrived, daemon in runs:
-        print(f"cold start in Spark, a fresh worker: first batch scored {scored:.2f} s after the worker's fork "
+        note(f"cold start in Spark, a fresh worker: first batch scored {scored:.2f} s after the worker's fork "
               f"({daemon:.2f} s after its pyspark daemon started); the UDF was entered at {entered:.2f} s, "
               f"its first Arrow batch arrived at {arrived:.2f} s")
 
 
-def linearity(workdir: Path, model: str, data: str) -> None:
+def linearity(workdir: Path, model: str, data: str, rows: int) -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from adspark import pipeline
     from adspark.artifact import load_artifact
@@ -166,7 +177,7 @@ def linearity(workdir: Path, model: str, data: str) -> None:
     spark = get_spark(cfg)
     art = load_artifact(model)
     spark_cold_start(spark, art, data)
-    quarter = str(workdir / "data-quarter")
+    quarter = str(workdir / f"data-quarter-{rows}")
     if not Path(quarter).exists():
         spark.read.parquet(data).where("txn_id % 4 = 0").write.parquet(quarter)
     out = cfg.output.model_copy(update={"path": str(workdir / "out" / "lin")})
@@ -178,7 +189,7 @@ def linearity(workdir: Path, model: str, data: str) -> None:
             pipeline.score(spark, job, art)
             times[label].append(time.perf_counter() - start)
     small, big = sorted(times["N/4"])[1], sorted(times["N"])[1]
-    print(f"scoring stage, warm session (median of 3): 500k rows {small:.1f} s, 2M rows {big:.1f} s, "
+    note(f"scoring stage, warm session (median of 3): {rows // 4:,} rows {small:.1f} s, {rows:,} rows {big:.1f} s, "
           f"ratio {big / small:.2f} (linear = 4.0)")
 
 
@@ -186,14 +197,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="/tmp/adspark-bench")
     parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--smoke", action="store_true", help="the 200,000-row table of score_vs_copy.py --smoke")
+    parser.add_argument("--readme", action=argparse.BooleanOptionalAction, default=None,
+                        help="write the results into bench/README.md (default: yes, except with --smoke)")
     args = parser.parse_args()
+    rows = 200_000 if args.smoke else args.rows
     workdir = Path(args.workdir)
-    model, data = str(workdir / f"model-{args.rows}"), str(workdir / f"data-{args.rows}")
+    model, data = str(workdir / f"model-{rows}"), str(workdir / f"data-{rows}")
     if not Path(model).exists():
-        sys.exit(f"run bench/score_vs_copy.py --workdir {workdir} first (no model at {model})")
+        sys.exit(f"run bench/score_vs_copy.py --workdir {workdir} --rows {rows} first (no model at {model})")
+    machine = machine_line()
     cold_start(model, data)
-    worker_memory(workdir, model, data)
-    linearity(workdir, model, data)
+    worker_memory(workdir, model, data, rows)
+    linearity(workdir, model, data, rows)
+    if args.readme if args.readme is not None else not args.smoke:
+        flags = " --smoke" if args.smoke else ""
+        body = [f"`python bench/worker_profile.py{flags}`: the autoencoder and table of score_vs_copy.py "
+                f"({rows:,} rows x 30 doubles). {machine}.", ""]
+        write_section("worker_profile", "\n".join(body + [f"- {line}" for line in LINES]))
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ def job_dict(tmp: Path, data: str, **extra: object) -> dict[str, object]:
     base: dict[str, object] = {
         "input": {"path": data},
         "columns": {"id": ["txn_id"], "categorical": ["merchant"], "exclude": ["label"]},
-        "train": {"sample_rows": 3000, "epochs": 6, "seed": 1, "patience": 2, "batch_size": 32},
+        # a short training for speed: min_steps 0 keeps it at `epochs`
+        "train": {"sample_rows": 3000, "epochs": 6, "seed": 1, "patience": 2, "batch_size": 32, "min_steps": 0},
         "threshold": {"method": "contamination", "value": 0.01},
         "output": {"path": str(tmp / "out")},
         "model_dir": str(tmp / "model"),
@@ -126,6 +127,6 @@ def small_detector() -> tuple[object, pa.Table]:
 
     df = make_table(3000, seed=3)
     table = pa.table({c: df[c].astype("float64") for c in ["amount", "a", "b", "count"]} | {"merchant": df["merchant"]})
-    cfg = parse_config({"train": {"epochs": 8, "seed": 0, "patience": 3, "batch_size": 32}})
+    cfg = parse_config({"train": {"epochs": 8, "seed": 0, "patience": 3, "batch_size": 32, "min_steps": 0}})
     det = make_detector(cfg, ["amount", "a", "b", "count"], ["merchant"]).fit(table)
     return det, table

@@ -82,3 +82,13 @@ def test_digest_is_stable_and_sensitive() -> None:
     a = parse_config({"train": {"seed": 1}})
     assert a.digest() == parse_config({"train": {"seed": 1}}).digest()
     assert a.digest() != parse_config({"train": {"seed": 2}}).digest()
+
+
+def test_min_steps_raises_the_epochs_of_a_small_sample() -> None:
+    train = parse_config({}).train
+    assert train.epochs_for(200_000) == 30  # 782 steps per epoch: the epochs as set
+    assert train.epochs_for(2560) == 100  # 10 steps per epoch: 1000 steps
+    assert train.epochs_for(200) == 500  # 1 step per epoch: capped at MAX_EPOCHS
+    assert parse_config({"train": {"min_steps": 0}}).train.epochs_for(200) == 30
+    with pytest.raises(ConfigError, match="train.min_steps"):
+        parse_config({"train": {"min_steps": -1}})

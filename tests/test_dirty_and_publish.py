@@ -18,6 +18,7 @@ from adspark import pipeline
 from adspark.config import parse_config
 from adspark.errors import SchemaError
 from tests.conftest import REPO, job_dict, make_table, snapshot, write_parquet
+from tests.faulty_adspark import TASK_FAULT_ENV, install_task_fault
 
 DIRTY_SCHEMA = T.StructType(
     [
@@ -112,12 +113,12 @@ def _submit_score(cfg_path: Path, fault: str | None, cwd: Path) -> subprocess.Co
     import pyspark
 
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    env.pop("ADSPARK_FAULT_INJECTION", None)
+    env.pop(TASK_FAULT_ENV, None)
     if fault:
-        env["ADSPARK_FAULT_INJECTION"] = fault
+        env[TASK_FAULT_ENV] = fault
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     args = [str(submit), "--master", "local[2,4]", "--conf", "spark.ui.enabled=false",
-            str(REPO / "jobs" / "score_only.py"), "--config", str(cfg_path)]
+            str(REPO / "tests" / "faulty_adspark.py"), "score", "--config", str(cfg_path)]
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -187,19 +188,14 @@ def test_scores_only_output_carries_the_partition_columns(spark, trained, tmp_pa
     np.testing.assert_array_equal(out["anomaly_score"].to_numpy(), expected["anomaly_score"].to_numpy())
 
 
-def test_fault_in_the_scores_only_path_keeps_previous_output(spark, trained, dataset, tmp_path: Path) -> None:
-    from adspark.runtime import FAULT_ENV
-
+def test_fault_in_the_scores_only_path_keeps_previous_output(spark, trained, dataset, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = parse_config(job_dict(tmp_path, dataset[1], model_dir=trained["cfg"].model_dir,
                                 output={"path": str(tmp_path / "out"), "columns": ["txn_id"]}))
     pipeline.score(spark, cfg)
     before = snapshot(Path(cfg.output.path))
-    env = spark.sparkContext.environment  # Python workers started from now on see it
-    env[FAULT_ENV] = "always"
-    try:
-        with pytest.raises(Exception, match="injected fault"):
-            pipeline.score(spark, cfg)
-    finally:
-        del env[FAULT_ENV]
+    install_task_fault("always", monkeypatch.setattr)
+    with pytest.raises(Exception, match="injected fault"):
+        pipeline.score(spark, cfg)
     assert snapshot(Path(cfg.output.path)) == before
     assert [p.name for p in tmp_path.iterdir() if "adspark-" in p.name] == []

@@ -39,10 +39,11 @@ def test_fit_is_robust_and_log_compresses_heavy_tails() -> None:
 def test_missing_values_impute_with_indicator() -> None:
     t = pa.table({"x": [1.0, 2.0, None, 4.0, 5.0], "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
     pre = Preprocessor(["x", "y"], []).fit(t)
-    assert pre.feature_names_ == ["x", "y", "x__missing"]
+    assert pre.feature_names_ == ["x", "y", "x__missing", "y__missing"]  # y never null in the sample: still flagged
     out = pre.transform([pa.array([None, np.nan, np.inf, 3.0]), pa.array([3.0, 3.0, -np.inf, 3.0])])
     assert np.all(np.isfinite(out))
     np.testing.assert_array_equal(out[:, 2], [1, 1, 1, 0])
+    np.testing.assert_array_equal(out[:, 3], [0, 0, 1, 0])
     assert out[0, 0] == 0.0 and out[2, 1] == 0.0  # imputed with the median (0 after scaling)
 
 
@@ -90,7 +91,7 @@ def test_feature_weights_give_each_column_an_equal_share() -> None:
     pre = Preprocessor(["x", "y"], ["cat"]).fit(t)
     w = dict(zip(pre.feature_names_, pre.feature_weights_, strict=True))
     assert w["x"] + w["x__missing"] == pytest.approx(1 / 3)
-    assert w["y"] == pytest.approx(1 / 3)
+    assert w["y"] + w["y__missing"] == pytest.approx(1 / 3)
     assert w["cat=a"] == w["cat=b"] == 0.0  # one-hot: network context, not scored
     assert sum(v for k, v in w.items() if k.startswith("cat")) == pytest.approx(1 / 3)
     assert sum(w.values()) == pytest.approx(1.0)

@@ -17,7 +17,7 @@ from adspark.runtime import GanScorer, build_scorer
 from tests.conftest import N_OUTLIERS, job_dict, make_table
 
 NUMERIC = ["amount", "a", "b", "count"]
-TRAIN = {"epochs": 8, "seed": 0, "patience": 3, "batch_size": 32}
+TRAIN = {"epochs": 8, "seed": 0, "patience": 3, "batch_size": 32, "min_steps": 0}  # short, for speed
 
 
 def _table(df) -> pa.Table:  # type: ignore[no-untyped-def]
@@ -104,7 +104,7 @@ def test_one_and_many_features(n_features: int, rows: int) -> None:
     rng = np.random.default_rng(1)
     cols = [f"c{i}" for i in range(n_features)]
     table = pa.table({c: rng.normal(size=rows) for c in cols})
-    cfg = parse_config({"model": {"kind": "gan"}, "train": {"epochs": 2, "seed": 0, "batch_size": 64}})
+    cfg = parse_config({"model": {"kind": "gan"}, "train": {"epochs": 2, "seed": 0, "batch_size": 64, "min_steps": 0}})
     det = make_detector(cfg, cols, []).fit(table)
     scores = det.decision_function(table)
     assert scores.shape == (rows,) and np.all(np.isfinite(scores))
@@ -113,7 +113,8 @@ def test_one_and_many_features(n_features: int, rows: int) -> None:
 
 def test_divergence_raises_training_error() -> None:
     table = _table(make_table(600, seed=2))
-    cfg = parse_config({"model": {"kind": "gan"}, "train": {"epochs": 3, "learning_rate": 1e30, "batch_size": 64}})
+    train = {"epochs": 3, "learning_rate": 1e30, "batch_size": 64, "min_steps": 0}
+    cfg = parse_config({"model": {"kind": "gan"}, "train": train})
     det = make_detector(cfg, NUMERIC, ["merchant"])
     with pytest.raises(TrainingError, match=r"diverged \(NaN or inf\).*no artifact"):
         det.fit(table)

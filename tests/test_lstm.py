@@ -157,6 +157,7 @@ def test_sorted_input_and_other_partitionings_give_identical_scores(spark, lstm_
         for k, v in saved.items():
             spark.conf.set(k, v)
     np.testing.assert_array_equal(again["anomaly_score"], reference["anomaly_score"])
+    assert again["top_features"].astype(str).tolist() == reference["top_features"].astype(str).tolist()
 
 
 def test_never_seen_event_type_scores_strongly(spark, lstm_run, events, tmp_path) -> None:
@@ -168,6 +169,8 @@ def test_never_seen_event_type_scores_strongly(spark, lstm_run, events, tmp_path
     threshold = load_artifact(str(lstm_run["cfg"].model_dir)).threshold
     assert scores.loc[df.loc[new, "event_id"]].min() > 5 * threshold
     assert out.set_index("event_id").loc[df.loc[new, "event_id"], "is_anomaly"].all()
+    reasons = out.set_index("event_id").loc[df.loc[new, "event_id"], "top_features"]
+    assert all(r[0]["feature"] == "template" and r[0]["expected"] is None for r in reasons)  # the surprise's source
 
 
 def test_onnx_matches_keras_and_manifest(lstm_run, events) -> None:
@@ -270,7 +273,7 @@ def test_training_sample_is_whole_stream_pieces_independent_of_partitioning(spar
     samples = [sequence_sample(d, roles, 2000, 7, len(df_pd), WINDOW) for d in (one, many)]
     assert samples[0].equals(samples[1])
     sample = samples[0].to_pandas()
-    assert 1000 <= len(sample) <= 3000  # about train.sample_rows events
+    assert 1500 <= len(sample) <= 2000  # train.sample_rows is a hard cap
     pieces = sample[STREAM_COL].nunique()
     assert pieces <= 20 and len(sample) / pieces >= 4 * WINDOW  # whole runs of events, not scattered rows
     # Each piece is one host's consecutive events, in time order.
@@ -278,3 +281,15 @@ def test_training_sample_is_whole_stream_pieces_independent_of_partitioning(spar
     for _, piece in sample.groupby(STREAM_COL, sort=False):
         rows = lookup.loc[piece["latency_ms"]]
         assert rows["host"].nunique() == 1 and rows["ts"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("max_rows", [700, 3001])
+def test_sample_rows_is_a_hard_cap_for_sequence_samples(spark, events, tmp_path, max_rows) -> None:
+    from adspark.schema import resolve_roles
+    from adspark.sequences import sequence_sample
+
+    df_pd, data = events
+    df = spark.read.parquet(data)
+    roles = resolve_roles(parse_config(lstm_job(tmp_path, data)), df.schema)
+    sizes = [sequence_sample(df, roles, max_rows, seed, len(df_pd), WINDOW).num_rows for seed in (0, 1, 2)]
+    assert max(sizes) <= max_rows and min(sizes) >= 0.75 * max_rows, sizes

@@ -46,7 +46,7 @@ def test_output_schema_and_flags(spark, scored, trained) -> None:
     _, out = scored
     schema = spark.read.parquet(trained["cfg"].output.path).schema
     types = {f.name: f.dataType.simpleString() for f in schema.fields}
-    assert list(types)[-2:] == ["anomaly_score", "is_anomaly"]
+    assert list(types)[-4:] == ["anomaly_score", "is_anomaly", "anomaly_percentile", "top_features"]
     assert types["anomaly_score"] == "double" and types["is_anomaly"] == "boolean"
     assert np.all(np.isfinite(out["anomaly_score"]))
     thr = trained["artifact"].threshold
@@ -157,7 +157,7 @@ def test_empty_table_gives_empty_output_with_full_schema(spark, trained, tmp_pat
     assert report.output_rows == 0
     out = spark.read.parquet(cfg.output.path)
     assert out.count() == 0
-    assert out.columns == [*empty.columns, "anomaly_score", "is_anomaly"]
+    assert out.columns == [*empty.columns, "anomaly_score", "is_anomaly", "anomaly_percentile", "top_features"]
 
 
 def test_training_on_an_empty_table_is_refused(spark, tmp_path: Path) -> None:
@@ -232,7 +232,8 @@ def test_narrowed_output_uses_map_in_arrow_full_width_the_udf(spark, trained, da
 
 def test_scores_only_output(spark, scored, trained, dataset, tmp_path: Path) -> None:
     cfg = parse_config(job_dict(tmp_path, dataset[1], model_dir=trained["cfg"].model_dir,
-                                output={"path": str(tmp_path / "out"), "columns": ["txn_id"]}))
+                                output={"path": str(tmp_path / "out"), "columns": ["txn_id"], "percentile": False,
+                                        "explain": 0}))
     report = pipeline.score(spark, cfg)
     written = spark.read.parquet(cfg.output.path)
     assert [(f.name, f.dataType.simpleString()) for f in written.schema.fields] == [

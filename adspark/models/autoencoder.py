@@ -39,14 +39,41 @@ def default_hidden(n_features: int) -> list[int]:
     return [first, code]
 
 
-def build_autoencoder(n_features: int, hidden: list[int], activation: str, learning_rate: float) -> Any:
+# The autoencoder's own default network (the GAN keeps default_hidden): wide enough for any table, with
+# dropout and batch normalisation keeping it from learning the identity (bench/README.md, "Ablation").
+AUTOENCODER_HIDDEN = [64, 32]
+
+
+def build_autoencoder(
+    n_features: int,
+    hidden: list[int],
+    activation: str,
+    learning_rate: float,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> Any:
+    """Dense encoder down to a linear code layer, mirrored decoder, linear output.
+
+    Every other hidden layer is Dense -> (batch norm) -> activation -> (dropout); inference-time
+    batch norm is a per-feature affine map and dropout the identity, so the ONNX graph stays plain.
+    """
     keras = import_keras()
     inp = keras.Input((n_features,), name="features")
     h = inp
     layers = hidden + hidden[-2::-1]
     for i, units in enumerate(layers):
-        is_code = i == len(hidden) - 1
-        h = keras.layers.Dense(units, activation=None if is_code else activation, name=f"dense_{i}")(h)
+        if i == len(hidden) - 1:  # the code layer
+            h = keras.layers.Dense(units, name=f"dense_{i}")(h)
+            continue
+        if not batch_norm and not dropout:
+            h = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(h)
+            continue
+        h = keras.layers.Dense(units, name=f"dense_{i}")(h)
+        if batch_norm:
+            h = keras.layers.BatchNormalization(momentum=0.9, name=f"batch_norm_{i}")(h)
+        h = keras.layers.Activation(activation, name=f"activation_{i}")(h)
+        if dropout:
+            h = keras.layers.Dropout(dropout, name=f"dropout_{i}")(h)
     out = keras.layers.Dense(n_features, name="reconstruction")(h)
     model = keras.Model(inp, out, name="autoencoder")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
@@ -62,16 +89,18 @@ class AutoencoderDetector(Detector):
         n, d = x.shape
         frozen = np.all(x == x[:1], axis=0) if n else np.zeros(d, dtype=bool)  # constant over the sample
         train_rows, val_rows = split_rows(n, t.validation_split, t.seed)
-        hidden = self.cfg.model.hidden or default_hidden(d)
+        m = self.cfg.model
+        hidden = m.hidden or AUTOENCODER_HIDDEN
         files: dict[str, bytes] = {}
         sq_err = np.zeros(d)
         summary: list[dict[str, Any]] = []
         for member in range(self.cfg.model.ensemble):
             seed_everything(t.seed + member)
-            model = build_autoencoder(d, hidden, self.cfg.model.activation, t.learning_rate)
+            model = build_autoencoder(d, hidden, m.activation, t.learning_rate, m.dropout, m.batch_norm)
             family = KerasFamily(model, take(x), take(x), t.batch_size, errors=_squared_errors(model, x))
             label = f"autoencoder[{member}]"
-            result = train(family, train_rows, val_rows, TrainSettings.from_config(self.cfg, label))
+            settings = TrainSettings.from_config(self.cfg, label, epochs=t.epochs_for(len(train_rows)))
+            result = train(family, train_rows, val_rows, settings)
             recon = model.predict(x[result.kept], batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
             sq_err += np.mean(np.square(features[result.kept] - recon), axis=0)
             files[f"autoencoder_{member}.onnx"] = export_onnx(model, d)

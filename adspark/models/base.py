@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 
 from adspark.config import JobConfig
+from adspark.decisions import Decision, ScoreSummary, decide, flag, top_k_flags
 from adspark.errors import NotFittedError, TrainingError
 from adspark.features import Preprocessor
 from adspark.runtime import Scorer, build_scorer
-from adspark.thresholds import fit_threshold, flag
 
 log = logging.getLogger("adspark.train")
 
@@ -41,10 +41,20 @@ class Detector:
         self.cfg = cfg
         p = cfg.preprocess
         self.preprocessor = Preprocessor(
-            numeric, categorical, p.on_missing, p.transform, dict(p.transforms), p.clip, p.max_categories, p.onehot_max
+            numeric,
+            categorical,
+            p.on_missing,
+            p.transform,
+            dict(p.transforms),
+            p.clip,
+            p.max_categories,
+            p.onehot_max,
+            scaling=p.scaling,
         )
         self.scorer_: Scorer | None = None
         self.threshold_: float | None = None
+        self.score_summary_: ScoreSummary | None = None
+        self.decision_: Decision | None = None
         self.files_: dict[str, bytes] = {}
         self.training_: dict[str, Any] = {}
 
@@ -75,7 +85,10 @@ class Detector:
         if not np.all(np.isfinite(train_scores)):
             raise TrainingError("training produced non-finite scores; the model was not saved")
         t = self.cfg.threshold
-        self.threshold_ = fit_threshold(t.method, t.value, train_scores)
+        self.score_summary_ = ScoreSummary.from_scores(train_scores, t.level)
+        self.decision_ = decide(t.method, t.value, self.score_summary_, t.level, t.by)
+        self.threshold_ = self.decision_.threshold
+        self.train_scores_ = train_scores  # for the drift reference (adspark/drift.py)
         self.training_ = {
             "sample_rows": int(table.num_rows),
             "n_features": len(self.preprocessor.feature_names_),
@@ -88,8 +101,8 @@ class Detector:
     def _manifest_core(self, model_spec: dict[str, Any]) -> dict[str, Any]:
         return {"kind": self.kind, "preprocessing": self.preprocessor.to_state(), "model": model_spec}
 
-    def _fitted(self) -> tuple[Scorer, float]:
-        if self.scorer_ is None or self.threshold_ is None:
+    def _fitted(self) -> tuple[Scorer, float | None]:
+        if self.scorer_ is None or self.score_summary_ is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
         return self.scorer_, self.threshold_
 
@@ -99,15 +112,19 @@ class Detector:
 
     def predict(self, table: pa.Table) -> np.ndarray:
         _, threshold = self._fitted()
-        return flag(self.decision_function(table), threshold)
+        scores = self.decision_function(table)
+        if threshold is None:  # top_k: the table's own highest scores
+            return top_k_flags(scores, int(self.cfg.threshold.value))
+        return flag(scores, threshold)
 
     def manifest_(self) -> dict[str, Any]:
         """Everything the artifact's manifest records about this fitted detector."""
-        scorer, threshold = self._fitted()
-        t = self.cfg.threshold
+        scorer, _ = self._fitted()
+        assert self.score_summary_ is not None and self.decision_ is not None
         return {
             **scorer.manifest,
-            "threshold": {"method": t.method, "value": t.value, "threshold": threshold},
+            "threshold": self.decision_.record(),
+            "score_summary": self.score_summary_.to_state(),
             "training": self.training_,
         }
 

@@ -248,8 +248,9 @@ class GanDetector(Detector):
         nets = build_networks(d, hidden, latent, disc_hidden, m.activation)
         family = GanFamily(nets, x, latent, t.learning_rate, m.adversarial_weight, t.seed)
         hint = "try a lower train.learning_rate or model.adversarial_weight"
-        result = train(family, *split_rows(len(x), t.validation_split, t.seed),
-                       TrainSettings.from_config(self.cfg, "gan", hint=hint))  # fmt: skip
+        train_rows, val_rows = split_rows(len(x), t.validation_split, t.seed)
+        settings = TrainSettings.from_config(self.cfg, "gan", hint=hint, epochs=t.epochs_for(len(train_rows)))
+        result = train(family, train_rows, val_rows, settings)
         kept, info = result.kept, result.info
         self.networks_ = nets
         files = {"gan_scoring.onnx": export_onnx(nets.scoring, d)}

@@ -146,6 +146,7 @@ def train(family: Family, train_rows: np.ndarray, val_rows: np.ndarray, s: Train
     steps = s.steps_per_epoch(len(train_rows))
     best, best_weights, best_epoch, wait, epoch = math.inf, family.get_weights(), 0, 0, 0
     losses = np.zeros(len(family.loss_names))
+    curves: dict[str, list[float]] = {name: [] for name in (*family.loss_names, "val")}  # for the model report
     for epoch in range(s.epochs):
         if warmup and epoch == warmup:
             train_rows, val_rows = _trim(family, train_rows, s.trim), _trim(family, val_rows, s.trim)
@@ -159,6 +160,8 @@ def train(family: Family, train_rows: np.ndarray, val_rows: np.ndarray, s: Train
                 f"{s.label}: the training loss diverged (NaN or inf) in epoch {epoch + 1}; "
                 f"no artifact was written ({s.hint})"
             )
+        for name, value in zip(curves, (*losses, monitor), strict=True):
+            curves[name].append(float(value))
         parts = " ".join(f"{k}={v:.5f}" for k, v in zip(family.loss_names, losses, strict=True))
         log.info("%s epoch %d/%d %s val=%.5f", s.label, epoch + 1, s.epochs, parts, monitor)
         if monitor < best:
@@ -175,6 +178,7 @@ def train(family: Family, train_rows: np.ndarray, val_rows: np.ndarray, s: Train
         "best_validation_loss": best,
         "final_losses": {k: float(v) for k, v in zip(family.loss_names, losses, strict=True)},
         "trimmed_rows": n_before - len(train_rows) - len(val_rows),
+        "curves": curves,
     }
     return TrainResult(train_rows, info)
 

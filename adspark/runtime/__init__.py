@@ -8,13 +8,11 @@ line here.
 from __future__ import annotations
 
 from adspark.runtime.base import (
-    FAULT_ENV,
     SCORERS,
     Scorer,
     batch_scorer,
     build_scorer,
     cached_scorer,
-    inject_fault,
     onnx_session,
     unpack_payload,
 )
@@ -33,7 +31,6 @@ SCORERS.update(
 KNOWN_KINDS = tuple(SCORERS)
 
 __all__ = [
-    "FAULT_ENV",
     "KNOWN_KINDS",
     "SCORERS",
     "AutoencoderScorer",
@@ -45,7 +42,6 @@ __all__ = [
     "batch_scorer",
     "build_scorer",
     "cached_scorer",
-    "inject_fault",
     "onnx_session",
     "unpack_payload",
 ]

@@ -9,7 +9,6 @@ parsed once per worker, not once per task or batch.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,8 +16,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from adspark.decisions import ScoreSummary
 from adspark.errors import ArtifactError
 from adspark.features import Preprocessor
+
+# Per column of a row: its part of the score (>= 0) and, for numeric columns, the value the
+# model expected in the input's own units (NaN for categoricals): see Scorer.explain_features.
+Explanation = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+REASON_TYPE = pa.list_(pa.struct([("feature", pa.string()), ("share", pa.float64()), ("expected", pa.float64())]))
 
 _CACHE: dict[str, Scorer] = {}
 _LOCK = threading.Lock()
@@ -45,6 +50,7 @@ class Scorer:
     def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
         self.manifest = manifest
         self.preprocessor = Preprocessor.from_state(manifest["preprocessing"])
+        self._summary: ScoreSummary | None = None
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -53,6 +59,104 @@ class Scorer:
         if len(arrays[0]) == 0:
             return np.zeros(0, dtype=np.float64)
         return self.score_features(self.preprocessor.transform(arrays))
+
+    # --- reasons and percentiles ------------------------------------------------
+    def explain_features(self, features: np.ndarray) -> Explanation:
+        """(scores, per-column parts [n, columns] or None, expected values [n, columns] or None).
+
+        Scores must be bit-identical to score_features; parts come from the same
+        pass. A kind that cannot attribute its score returns None parts (no reasons).
+        """
+        return self.score_features(features), None, None
+
+    def explain_arrays(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> Explanation:
+        if len(arrays[0]) == 0:
+            empty = np.zeros((0, len(self.preprocessor.columns)))
+            return np.zeros(0, dtype=np.float64), empty, empty
+        return self.explain_features(self.preprocessor.transform(arrays))
+
+    @property
+    def summary(self) -> ScoreSummary:
+        if self._summary is None:
+            self._summary = ScoreSummary.from_state(self.manifest["score_summary"])
+        return self._summary
+
+    def results(self, arrays: list[pa.Array] | list[pa.ChunkedArray], percentile: bool, explain: int) -> list[pa.Array]:
+        """[score, percentile (if asked), top-`explain` reasons (if explain > 0)] for one batch."""
+        if explain:
+            scores, parts, expected = self.explain_arrays(arrays)
+        else:
+            scores, parts, expected = self.score_arrays(arrays), None, None
+        out = [pa.array(scores, type=pa.float64())]
+        if percentile:
+            out.append(pa.array(self.summary.percentile(scores), type=pa.float64()))
+        if explain:
+            out.append(reasons_array(self.preprocessor.columns, parts, expected, explain, len(scores)))
+        return out
+
+
+def column_owners(preprocessor: Preprocessor) -> np.ndarray:
+    """For each feature of Preprocessor.transform, the index of its input column (indicators, one-hots grouped)."""
+    numeric, categorical = preprocessor.numeric_ or [], preprocessor.categorical_ or []
+    owners = list(range(len(numeric))) + [i for i, s in enumerate(numeric) if s.indicator]
+    for j, spec in enumerate(categorical):
+        owners += [len(numeric) + j] * spec.width
+    return np.asarray(owners, dtype=np.int64)
+
+
+def grouping(owners: np.ndarray, columns: int) -> np.ndarray:
+    """A [features, columns] 0/1 matrix: feature parts @ grouping = column parts."""
+    g = np.zeros((len(owners), columns))
+    g[np.arange(len(owners)), owners] = 1.0
+    return g
+
+
+def to_input_units(preprocessor: Preprocessor, z: np.ndarray) -> np.ndarray:
+    """Undo the numeric transform: [n, numeric columns] of robust z (signed-log where fitted) -> input units."""
+    out = np.empty_like(z, dtype=np.float64)
+    for i, spec in enumerate(preprocessor.numeric_ or []):
+        col = z[:, i].astype(np.float64)
+        if spec.log:
+            col = np.sign(col) * spec.knee * np.expm1(np.minimum(np.abs(col) / spec.knee, 700.0))
+        out[:, i] = spec.median + spec.scale * col
+    return out
+
+
+def expected_values(preprocessor: Preprocessor, numeric_z: np.ndarray) -> np.ndarray:
+    """[n, columns]: numeric columns in input units, NaN for categoricals."""
+    n, width = numeric_z.shape[0], len(preprocessor.columns)
+    out = np.full((n, width), np.nan)
+    k = len(preprocessor.numeric_ or [])
+    out[:, :k] = to_input_units(preprocessor, numeric_z[:, :k])
+    return out
+
+
+def reasons_array(
+    names: list[str], parts: np.ndarray | None, expected: np.ndarray | None, k: int, n: int
+) -> pa.Array:
+    """Per row, the k columns with the largest share of the score, as array<struct<feature, share, expected>>.
+
+    share = the column's part / the row's total (a row without any error gives
+    every column an equal share); ties keep the columns' order. Rows of a kind
+    without attribution (parts None) get null.
+    """
+    if parts is None:
+        return pa.nulls(n, type=REASON_TYPE)
+    width = parts.shape[1]
+    k = min(k, width)
+    parts = np.maximum(parts, 0.0)
+    total = parts.sum(axis=1, keepdims=True)
+    share = np.where(total > 0, parts / np.where(total > 0, total, 1.0), 1.0 / max(width, 1))
+    order = np.argsort(-share, axis=1, kind="stable")[:, :k]
+    rows = np.arange(n)[:, None]
+    top_share = share[rows, order].ravel()
+    exp = (expected if expected is not None else np.full((n, width), np.nan))[rows, order].ravel()
+    feature = pa.DictionaryArray.from_arrays(pa.array(order.ravel().astype(np.int32)), pa.array(names, pa.string()))
+    items = pa.StructArray.from_arrays(
+        [feature.cast(pa.string()), pa.array(top_share, pa.float64()), pa.array(exp, pa.float64(), mask=np.isnan(exp))],
+        names=["feature", "share", "expected"],
+    )
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), items)
 
 
 # kind -> scorer class; filled by adspark/runtime/__init__.py, the one place that names the kinds.
@@ -86,38 +190,33 @@ def unpack_payload(payload: tuple[str, dict[str, bytes]]) -> tuple[dict[str, Any
     return json.loads(manifest_json), files
 
 
-def batch_scorer(key: str, payload: Any) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
+RESULT_FIELDS = ("score", "percentile", "reasons")
+
+
+def result_struct(results: list[pa.Array], percentile: bool, explain: int) -> pa.StructArray:
+    """Scorer.results as one struct array (fields: score, then percentile and reasons when asked)."""
+    names = ["score"] + (["percentile"] if percentile else []) + (["reasons"] if explain else [])
+    return pa.StructArray.from_arrays(results, names=names)
+
+
+def batch_scorer(
+    key: str, payload: Any, percentile: bool = False, explain: int = 0
+) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
     """The body of the scoring UDF: feature struct batches in, float64 scores out.
 
+    With `percentile` or `explain`, each batch comes out as a struct of the score,
+    its percentile and its top-`explain` reasons, all from one scoring pass.
     `payload` is a Spark broadcast of (manifest JSON, {file name: bytes}); it is
     only dereferenced when a worker has no cached scorer for `key` yet.
     """
 
     def score(batches: Iterator[pa.StructArray]) -> Iterator[pa.Array]:
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
-        for i, batch in enumerate(batches):
-            scores = scorer.score_arrays(batch.flatten())
-            yield pa.array(scores, type=pa.float64())
-            if i == 0:
-                inject_fault()
+        for batch in batches:
+            if percentile or explain:
+                yield result_struct(scorer.results(batch.flatten(), percentile, explain), percentile, explain)
+            else:
+                yield pa.array(scorer.score_arrays(batch.flatten()), type=pa.float64())
 
     return score
 
-
-FAULT_ENV = "ADSPARK_FAULT_INJECTION"
-
-
-def inject_fault() -> None:
-    """Test hook: fail the task of partition 0 after its first batch.
-
-    ADSPARK_FAULT_INJECTION=first_attempt fails only the first attempt (a retry
-    succeeds); =always fails every attempt. Unset in production.
-    """
-    mode = os.environ.get(FAULT_ENV)
-    if not mode:
-        return
-    from pyspark import TaskContext
-
-    ctx = TaskContext.get()
-    if ctx is not None and ctx.partitionId() == 0 and (mode == "always" or ctx.attemptNumber() == 0):
-        raise RuntimeError(f"injected fault ({FAULT_ENV}={mode}, attempt {ctx.attemptNumber()})")

@@ -28,7 +28,17 @@ import numpy as np
 import pyarrow as pa
 
 from adspark.features import CODE_PAD, Preprocessor
-from adspark.runtime.base import Scorer, cached_scorer, inject_fault, onnx_session, unpack_payload
+from adspark.runtime.base import (
+    Scorer,
+    cached_scorer,
+    column_owners,
+    expected_values,
+    grouping,
+    onnx_session,
+    reasons_array,
+    result_struct,
+    unpack_payload,
+)
 
 # Column of the int64 stream key the scorer receives first in every batch.
 STREAM_COL = "__adspark_stream"
@@ -118,6 +128,9 @@ class LstmScorer(Scorer):
         self.never_seen = [np.asarray(c, dtype=np.int64) for c in spec["never_seen_codes"]]
         self.width = len(self.error_scale)
         self.sigma_min = float(spec["sigma_min"])
+        columns = len(self.preprocessor.columns)
+        self.numeric_grouping = grouping(column_owners(self.preprocessor)[: self.width], columns)
+        self.numeric_count = len(self.preprocessor.numeric_columns)
 
     def empty_history(self) -> History:
         cats = len(self.vocab_sizes)
@@ -132,13 +145,28 @@ class LstmScorer(Scorer):
         self, keys: np.ndarray, arrays: list[pa.Array] | list[pa.ChunkedArray], history: History
     ) -> tuple[np.ndarray, History]:
         """Scores for events in stream order, and the history to carry to the next batch."""
+        scores, _, _, history = self.explain_events(keys, arrays, history, explain=False)
+        return scores, history
+
+    def explain_events(
+        self, keys: np.ndarray, arrays: list[pa.Array] | list[pa.ChunkedArray], history: History, explain: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, History]:
+        """As score_events, plus each input column's part of the surprise and the predicted numeric values."""
         num, x, codes = self.encode(arrays)
         all_keys = np.concatenate([history.keys, keys.astype(np.int64)])
         all_x, all_codes = np.concatenate([history.num, x]), np.concatenate([history.codes, codes])
         feeds = stream_windows(all_keys, all_x, all_codes, len(history.keys), self.window, self.width > 0)
         out = self.session.run(None, feeds)[0].astype(np.float64)
         keep = slice(max(0, len(all_keys) - self.window), None)
-        return self.surprise(out, num, codes), History(all_keys[keep], all_x[keep], all_codes[keep])
+        carried = History(all_keys[keep], all_x[keep], all_codes[keep])
+        sq, nll = self.parts(out, num, codes)
+        scores = sq @ self.num_weights + (nll / self.nll_scale) @ self.cat_weights
+        if not explain:
+            return scores, None, None, carried
+        column_parts = (sq * self.num_weights) @ self.numeric_grouping
+        column_parts[:, self.numeric_count :] += (nll / self.nll_scale) * self.cat_weights
+        expected = expected_values(self.preprocessor, out[:, : self.numeric_count])
+        return scores, column_parts, expected, carried
 
     def parts(self, out: np.ndarray, num: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per event: the numeric features' scaled squared errors and each categorical column's NLL."""
@@ -165,8 +193,12 @@ class LstmScorer(Scorer):
         return np.concatenate(chunks) if chunks else np.zeros(0)
 
 
-def sequence_batch_scorer(key: str, payload: Any) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
+def sequence_batch_scorer(
+    key: str, payload: Any, percentile: bool = False, explain: int = 0
+) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
     """The scoring UDF body: struct batches (stream key, features...) in stream order, scores out.
+
+    With `percentile` or `explain`: a struct of score, percentile and reasons per event.
 
     One call per Spark task: the history starts empty for every partition, and
     every stream lies wholly inside one partition.
@@ -176,12 +208,27 @@ def sequence_batch_scorer(key: str, payload: Any) -> Callable[[Iterator[pa.Struc
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
         assert isinstance(scorer, LstmScorer)
         history = scorer.empty_history()
-        for i, batch in enumerate(batches):
+        for batch in batches:
             arrays = batch.flatten()
             keys = arrays[0].to_numpy(zero_copy_only=False)
-            scores, history = scorer.score_events(keys, arrays[1:], history)
-            yield pa.array(scores, type=pa.float64())
-            if i == 0:
-                inject_fault()
+            scores, parts, expected, history = scorer.explain_events(keys, arrays[1:], history, explain > 0)
+            if percentile or explain:
+                yield result_struct(sequence_results(scorer, scores, parts, expected, percentile, explain),
+                                    percentile, explain)
+            else:
+                yield pa.array(scores, type=pa.float64())
 
     return score
+
+
+def sequence_results(
+    scorer: LstmScorer, scores: np.ndarray, parts: np.ndarray | None, expected: np.ndarray | None,
+    percentile: bool, explain: int,
+) -> list[pa.Array]:
+    """[score, percentile, reasons] for one batch of events, as Scorer.results."""
+    out = [pa.array(scores, type=pa.float64())]
+    if percentile:
+        out.append(pa.array(scorer.summary.percentile(scores), type=pa.float64()))
+    if explain:
+        out.append(reasons_array(scorer.preprocessor.columns, parts, expected, explain, len(scores)))
+    return out

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from adspark.runtime.base import Scorer, onnx_session
+from adspark.runtime.base import Explanation, Scorer, column_owners, expected_values, grouping, onnx_session
 
 
 class ReconstructionScorer(Scorer):
@@ -25,6 +25,8 @@ class ReconstructionScorer(Scorer):
         self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
         self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
         self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
+        self.grouping = grouping(column_owners(self.preprocessor), len(self.preprocessor.columns))
+        self.numeric_count = len(self.preprocessor.numeric_columns)
 
     def network_input(self, features: np.ndarray) -> np.ndarray:
         x = self.preprocessor.network_input(features)
@@ -33,7 +35,15 @@ class ReconstructionScorer(Scorer):
 
     def reconstruction_error(self, features: np.ndarray, recon: np.ndarray) -> np.ndarray:
         """Per row: column-weighted squared error, each feature scaled by its training error."""
-        return np.sum(np.square((features - recon) / self.error_scale) * self.weights, axis=1)
+        return np.sum(self.error_parts(features, recon), axis=1)
+
+    def error_parts(self, features: np.ndarray, recon: np.ndarray) -> np.ndarray:
+        """Per row and feature: the weighted scaled squared error whose row sum is reconstruction_error."""
+        return np.square((features - recon) / self.error_scale) * self.weights
+
+    def explained(self, parts: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feature parts grouped to input columns, and the reconstructed numeric columns in input units."""
+        return parts @ self.grouping, expected_values(self.preprocessor, recon[:, : self.numeric_count])
 
 
 class AutoencoderScorer(ReconstructionScorer):
@@ -54,12 +64,24 @@ class AutoencoderScorer(ReconstructionScorer):
         self.input_names = [s.get_inputs()[0].name for s in self.sessions]
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
+        return self.explain_features(features, explain=False)[0]
+
+    def explain_features(self, features: np.ndarray, explain: bool = True) -> Explanation:
         x = self.network_input(features)
         total = np.zeros(len(features), dtype=np.float64)
+        parts = np.zeros(features.shape) if explain else None
+        recon_sum = np.zeros(features.shape) if explain else None
         for session, name in zip(self.sessions, self.input_names, strict=True):
             recon = session.run(None, {name: x})[0].astype(np.float64)
-            total += self.reconstruction_error(features, recon)
-        return total / len(self.sessions)
+            err = self.error_parts(features, recon)
+            total += np.sum(err, axis=1)
+            if parts is not None and recon_sum is not None:
+                parts += err
+                recon_sum += recon
+        if parts is None or recon_sum is None:
+            return total / len(self.sessions), None, None
+        column_parts, expected = self.explained(parts, recon_sum / len(self.sessions))
+        return total / len(self.sessions), column_parts, expected
 
 
 class GanScorer(ReconstructionScorer):
@@ -93,15 +115,28 @@ class GanScorer(ReconstructionScorer):
 
     def components(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw (reconstruction, feature-matching) errors per row, before normalisation."""
+        rec, fm, _, _ = self._forward(features)
+        return rec, fm
+
+    def _forward(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(reconstruction error, feature-matching distance, per-feature error parts, reconstruction)."""
         out = self.session.run(None, {self.input_name: self.network_input(features)})[0].astype(np.float64)
         d, k = features.shape[1], len(self.fm_scale)
         recon, fx, fx_hat = out[:, :d], out[:, d : d + k], out[:, d + k :]
-        rec = self.reconstruction_error(features, recon)
+        parts = self.error_parts(features, recon)
         fm = np.sum(np.square((fx - fx_hat) / self.fm_scale) * self.fm_weights, axis=1)
-        return rec, fm
+        return np.sum(parts, axis=1), fm, parts, recon
 
-    def score_features(self, features: np.ndarray) -> np.ndarray:
-        rec, fm = self.components(features)
+    def _combine(self, rec: np.ndarray, fm: np.ndarray) -> np.ndarray:
         rec_n = (rec - self.rec_center) / self.rec_spread
         fm_n = (fm - self.fm_center) / self.fm_spread
         return self.alpha * rec_n + (1.0 - self.alpha) * fm_n
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        return self._combine(*self.components(features))
+
+    def explain_features(self, features: np.ndarray) -> Explanation:
+        """Shares from the reconstruction component: feature matching has no per-column split."""
+        rec, fm, parts, recon = self._forward(features)
+        column_parts, expected = self.explained(parts, recon)
+        return self._combine(rec, fm), column_parts, expected

@@ -1,0 +1,184 @@
+"""The Spark side of watching a scoring run: drift sample, score counts, top rows, the run report.
+
+`Monitor.check_input` runs before the output is written: it samples the input and
+compares it with the artifact's reference (adspark/drift.py). With
+`monitor.on_drift: fail`, drift raises DriftError there, so nothing is written.
+`Monitor.finish` runs inside `publish`, on the verified staging directory and before
+the swap: it counts the written scores at the reference's edges (one pass over the
+score column), fetches the top-scored rows (the score column first, then only the
+row groups holding the top scores), adds it all to the run manifest and writes
+`_adspark_report.html` into the staging directory, so the report is published with
+the output or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from adspark import drift
+from adspark.artifact import Artifact
+from adspark.config import JobConfig
+from adspark.errors import DriftError
+from adspark.io import HadoopPath
+from adspark.progress import progress
+from adspark.publish import RUN_REPORT
+from adspark.schema import column, feature_columns
+
+log = logging.getLogger("adspark.monitor")
+TOP_ROWS = 20
+TOP_CANDIDATES = 100_000  # at most this many rows above the cut are ordered to find the top ones
+TOP_COLUMNS = 12  # columns of a top row kept in the manifest (ids, reasons, score, then features)
+_KEY = "__adspark_drift_key"
+
+
+def sample_input(df: DataFrame, numeric: list[str], categorical: list[str], max_rows: int, seed: int,
+                 total: int) -> pa.Table:
+    """At most `max_rows` of the `total` rows' features, chosen by a seeded hash of their values."""
+    features = feature_columns(numeric, categorical)
+    if total <= max_rows:
+        return df.select(*features).toArrow()
+    key = F.abs(F.xxhash64(*[column(c) for c in numeric + categorical], F.lit(seed)) % F.lit(2**62))
+    bound = int(min(1.0, 1.1 * max_rows / total) * 2**62)
+    table = df.select(*features, key.alias(_KEY)).where(F.col(_KEY) < F.lit(bound)).toArrow()
+    order = np.argsort(table.column(_KEY).to_numpy(), kind="stable")[:max_rows]
+    return table.take(pa.array(order)).drop([_KEY])
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if hasattr(value, "asDict"):  # a struct (e.g. one reason: column and contribution)
+        return {k: _jsonable(v) for k, v in value.asDict().items()}
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+@contextmanager
+def _plan_fields(spark: SparkSession, fields: int) -> Iterator[None]:
+    """Room for `fields` expressions in a plan's text, so Spark does not warn that it truncated it."""
+    key = "spark.sql.debug.maxToStringFields"
+    before = spark.conf.get(key)
+    spark.conf.set(key, str(max(fields + 10, int(str(before)))))
+    try:
+        yield
+    finally:
+        spark.conf.set(key, str(before))
+
+
+class Monitor:
+    def __init__(self, spark: SparkSession, cfg: JobConfig, artifact: Artifact, ids: list[str]) -> None:
+        self.spark, self.cfg, self.artifact, self.ids = spark, cfg, artifact, ids
+        out = cfg.output
+        self.score_col, self.flag_col, self.reasons_col = out.score_column, out.flag_column, out.reasons_column
+        self.reference: dict[str, Any] | None = artifact.manifest.get("reference")
+        self.features: dict[str, dict[str, Any]] = {}
+        self.timings: dict[str, float] = {}
+        self.total_rows: int | None = None  # counted for the drift sample; sizes the progress line
+        self._cut: float | None = None  # a score below the top rows, from the score counts
+
+    @property
+    def active(self) -> bool:
+        return self.reference is not None and self.cfg.monitor.drift
+
+    def check_input(self, df: DataFrame) -> None:
+        """Feature drift on a seeded sample; DriftError under `on_drift: fail`."""
+        if self.reference is None:
+            log.info("the model in %s has no drift reference (trained by an older adspark); drift skipped",
+                     self.artifact.path)
+            return
+        if not self.cfg.monitor.drift:
+            return
+        start = time.perf_counter()
+        ref = self.reference
+        numeric, categorical = list(ref.get("numeric", {})), list(ref.get("categorical", {}))
+        m = self.cfg.monitor
+        self.total_rows = df.count()
+        with progress(self.spark, "drift"):
+            sample = sample_input(df, numeric, categorical, m.sample_rows, self.cfg.train.seed, self.total_rows)
+        self.sample_rows = sample.num_rows
+        if not sample.num_rows:
+            return  # an empty night: nothing to compare
+        self.features = drift.compare_features(ref, sample)
+        self.timings["drift_sample_s"] = round(time.perf_counter() - start, 3)
+        over = drift.drifted(self.features, m.max_psi)
+        if over:
+            named = ", ".join(f"{c!r} (PSI {self.features[c]['psi']:.3g})" for c in over)
+            message = f"data drift: PSI above monitor.max_psi {m.max_psi:g} in column(s) {named}"
+            if m.on_drift == "fail":
+                raise DriftError(f"{message}; monitor.on_drift is 'fail', so nothing was published")
+            log.warning("%s", message)
+
+    def _score_counts(self, out: DataFrame) -> list[int]:
+        assert self.reference is not None
+        score = F.col(self.score_col)
+        exprs = [F.sum((score <= F.lit(e)).cast("long")).alias(f"c{i}")
+                 for i, e in enumerate(drift.score_edges(self.reference))]
+        exprs.append(F.count(F.lit(1)).alias("n"))
+        with _plan_fields(self.spark, len(exprs)):
+            row = out.agg(*exprs).first()
+        cumulative = [int(row[f"c{i}"] or 0) for i in range(len(exprs) - 1)] if row else []
+        total = int(row["n"]) if row else 0
+        # The highest edge with at least TOP_ROWS scores above it (and not too many): the top
+        # rows are then read in one job, which Parquet's row-group statistics mostly skip.
+        above = [(e, total - c) for e, c in zip(drift.score_edges(self.reference), cumulative, strict=True)]
+        fits = [e for e, n in above if TOP_ROWS <= n <= TOP_CANDIDATES]
+        self._cut = max(fits) if fits else None
+        return cumulative
+
+    def _top_rows(self, out: DataFrame) -> dict[str, Any]:
+        names = out.columns
+        keep = [c for c in self.ids if c in names]
+        keep += [c for c in (self.score_col, self.flag_col, self.reasons_col) if c in names]
+        features = [c["name"] for c in self.artifact.input_schema if c["name"] in names and c["name"] not in keep]
+        keep += features[: max(0, TOP_COLUMNS - len(keep))]
+        cut = self._cut
+        if cut is None:  # no counts at known edges: find the 20th score first (one column read)
+            top = out.select(column(self.score_col)).orderBy(F.col(self.score_col).desc()).limit(TOP_ROWS).collect()
+            if not top:
+                return {"columns": keep, "rows": []}
+            cut = float(top[-1][0])
+        rows = (out.where(F.col(self.score_col) >= F.lit(cut)).select(*[column(c) for c in keep])
+                .orderBy(F.col(self.score_col).desc()).limit(TOP_ROWS).collect())
+        return {"columns": keep, "rows": [[_jsonable(v) for v in r] for r in rows]}
+
+    def finish(self, staging: HadoopPath, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Score drift, top rows and the report, on the verified staging directory (before the swap)."""
+        start = time.perf_counter()
+        out = self.spark.read.parquet(staging.path)
+        rows, flagged = int(manifest["output_rows"]), int(manifest["flagged"])
+        if self.active:
+            assert self.reference is not None
+            scores = drift.score_drift(self.reference, self._score_counts(out) if rows else [], rows, flagged)
+            manifest["drift"] = {
+                "max_psi": self.cfg.monitor.max_psi,
+                "sample_rows": getattr(self, "sample_rows", 0),
+                "features": self.features,
+                "drifted": drift.drifted(self.features, self.cfg.monitor.max_psi),
+                **scores,
+            }
+        manifest["top_rows"] = self._top_rows(out) if rows else {"columns": [], "rows": []}
+        self.timings["monitor_s"] = round(time.perf_counter() - start, 3)
+        manifest["timings"] = {**manifest.get("timings", {}), **self.timings}
+        if self.cfg.monitor.report:
+            staging.child(RUN_REPORT).write_text(render_run(manifest))
+        return manifest
+
+
+def render_run(manifest: dict[str, Any]) -> str:
+    """The run page from the run manifest alone (as `adspark report` re-renders it)."""
+    from adspark.report import run_page
+
+    return run_page(json.loads(json.dumps(manifest)))

@@ -1,0 +1,123 @@
+"""Paths and the input table.
+
+Paths go through Hadoop's FileSystem API, so hdfs://, s3a:// and local paths
+behave alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from adspark.config import InputConfig, OutputConfig
+from adspark.errors import ConfigError, OutputError, SchemaError
+
+
+class HadoopPath:
+    """A path on whichever filesystem its URI names (local, HDFS, S3...)."""
+
+    def __init__(self, spark: SparkSession, path: str) -> None:
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        jpath = jvm.org.apache.hadoop.fs.Path(path)
+        fs = jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        self._bind(jvm, fs.makeQualified(jpath), fs)
+
+    def _bind(self, jvm: Any, jpath: Any, fs: Any) -> None:
+        self._jvm, self.jpath, self.fs = jvm, jpath, fs
+        self.path = str(jpath.toString())
+
+    def _derive(self, jpath: Any) -> HadoopPath:
+        other = object.__new__(HadoopPath)
+        other._bind(self._jvm, jpath, self.fs)
+        return other
+
+    def sibling(self, suffix: str) -> str:
+        return str(self._jvm.org.apache.hadoop.fs.Path(self.jpath.getParent(), f".{self.jpath.getName()}{suffix}"))
+
+    def child(self, relative: str) -> HadoopPath:
+        return self._derive(self._jvm.org.apache.hadoop.fs.Path(self.jpath, relative))
+
+    def parent(self) -> HadoopPath:
+        return self._derive(self.jpath.getParent())
+
+    @property
+    def name(self) -> str:
+        return str(self.jpath.getName())
+
+    def is_root(self) -> bool:
+        return self.jpath.getParent() is None
+
+    def is_dir(self) -> bool:
+        return bool(self.exists() and self.fs.getFileStatus(self.jpath).isDirectory())
+
+    def list_names(self) -> list[str]:
+        """Names of the entries directly under this directory (empty when it is missing)."""
+        if not self.exists():
+            return []
+        return sorted(str(st.getPath().getName()) for st in self.fs.listStatus(self.jpath))
+
+    def modified_s(self) -> float:
+        """Modification time, in seconds since the epoch."""
+        return float(self.fs.getFileStatus(self.jpath).getModificationTime()) / 1000.0
+
+    def mkdirs(self) -> None:
+        self.fs.mkdirs(self.jpath)
+
+    def leaf_dirs(self, depth: int) -> list[str]:
+        """Relative paths of the directories `depth` levels down (partition directories)."""
+        pattern = self._jvm.org.apache.hadoop.fs.Path(self.jpath, "/".join(["*"] * depth))
+        found = self.fs.globStatus(pattern) or []
+        root = len(self.path) + 1
+        return sorted(str(st.getPath().toString())[root:] for st in found if st.isDirectory())
+
+    def exists(self) -> bool:
+        return bool(self.fs.exists(self.jpath))
+
+    def delete(self) -> None:
+        self.fs.delete(self.jpath, True)
+
+    def rename_to(self, other: HadoopPath) -> None:
+        if not self.fs.rename(self.jpath, other.jpath):
+            raise OutputError(f"could not rename {self.path} to {other.path}")
+
+    def write_text(self, text: str, overwrite: bool = True) -> None:
+        """Write a small file; with `overwrite=False` the create fails (Py4J error) when the file exists."""
+        stream = self.fs.create(self.jpath, overwrite)
+        try:
+            stream.write(bytearray(text.encode()))
+        finally:
+            stream.close()
+
+    def read_text(self) -> str:
+        stream = self.fs.open(self.jpath)
+        try:
+            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            lines = []
+            line = reader.readLine()
+            while line is not None:
+                lines.append(str(line))
+                line = reader.readLine()
+            return "\n".join(lines)
+        finally:
+            stream.close()
+
+
+def read_table(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    if not cfg.path:
+        raise ConfigError("config: input.path is not set (set it in the YAML file or pass --input)")
+    if not HadoopPath(spark, cfg.path).exists():
+        raise SchemaError(f"input path {cfg.path!r} does not exist")
+    reader = spark.read.format(cfg.format).options(**cfg.spark_options())
+    if cfg.format == "csv" and "header" not in cfg.options:
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    return reader.load(cfg.path)
+
+
+def check_output_target(spark: SparkSession, cfg: OutputConfig) -> None:
+    """Fail before any work when the output exists and mode is `error`."""
+    if not cfg.path:
+        raise ConfigError("config: output.path is not set (set it in the YAML file or pass --output)")
+    if cfg.mode == "error" and HadoopPath(spark, cfg.path).exists():
+        raise OutputError(f"output path {cfg.path!r} already exists and output.mode is 'error'")

@@ -1,0 +1,107 @@
+"""Executor-side scorers of the row-wise families that reconstruct their input: autoencoder and GAN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from adspark.runtime.base import Scorer, onnx_session
+
+
+class ReconstructionScorer(Scorer):
+    """Shared by the families that reconstruct their input: the network input and the error.
+
+    Features constant over the training sample (an unseen-category or a
+    missing-indicator bucket that never fired) carry no information for the
+    network: it sees them at their training value, so any deviation is scored in
+    full by the error term instead of half-reconstructed.
+    """
+
+    def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+        super().__init__(manifest, files)
+        spec = manifest["model"]
+        self.error_scale = np.asarray(spec["error_scale"], dtype=np.float64)
+        self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
+        self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
+        self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
+
+    def network_input(self, features: np.ndarray) -> np.ndarray:
+        x = self.preprocessor.network_input(features)
+        x[:, self.frozen] = self.frozen_values
+        return x
+
+    def reconstruction_error(self, features: np.ndarray, recon: np.ndarray) -> np.ndarray:
+        """Per row: column-weighted squared error, each feature scaled by its training error."""
+        return np.sum(np.square((features - recon) / self.error_scale) * self.weights, axis=1)
+
+
+class AutoencoderScorer(ReconstructionScorer):
+    """Weighted mean squared reconstruction error, each feature scaled by its training error.
+
+    Weights give each input column an equal share (see Preprocessor.feature_weights_).
+
+    The network returns only the reconstruction; the error and the mean over
+    features are taken here in float64 with numpy, because onnxruntime's
+    vectorised ReduceMean gives results that depend on a row's position in the
+    batch, and scores must not depend on batching.
+    """
+
+    def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+        super().__init__(manifest, files)
+        spec = manifest["model"]
+        self.sessions = [onnx_session(files[name], name) for name in spec["onnx_files"]]
+        self.input_names = [s.get_inputs()[0].name for s in self.sessions]
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        x = self.network_input(features)
+        total = np.zeros(len(features), dtype=np.float64)
+        for session, name in zip(self.sessions, self.input_names, strict=True):
+            recon = session.run(None, {name: x})[0].astype(np.float64)
+            total += self.reconstruction_error(features, recon)
+        return total / len(self.sessions)
+
+
+class GanScorer(ReconstructionScorer):
+    """Encoder-generator-discriminator (ALAD/GANomaly style) scored in one forward pass.
+
+    The ONNX graph (Dense layers and elementwise activations only) maps the
+    clipped features x to one matrix [G(E(x)) | f(x) | f(G(E(x)))], where f is the
+    discriminator's feature layer. Everything else is float64 numpy here, so a
+    row's score does not depend on its batch:
+    - reconstruction: weighted sum of squared errors on the unclipped features,
+      each scaled by its training error (as in AutoencoderScorer);
+    - feature matching: mean squared distance between f(x) and f(G(E(x))), each
+      discriminator feature scaled by its training distance;
+    - score = alpha * (rec - rec_center) / rec_spread
+      + (1 - alpha) * (fm - fm_center) / fm_spread, with the centres and
+      spreads fitted once on the training sample and frozen in the manifest.
+    """
+
+    def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
+        super().__init__(manifest, files)
+        spec = manifest["model"]
+        name = spec["onnx_files"][0]
+        self.session = onnx_session(files[name], name)
+        self.input_name = self.session.get_inputs()[0].name
+        self.fm_scale = np.asarray(spec["fm_scale"], dtype=np.float64)
+        self.fm_weights = np.full(len(self.fm_scale), 1.0 / max(len(self.fm_scale), 1))
+        norm = spec["normalisation"]
+        self.alpha = float(spec["score_alpha"])
+        self.rec_center, self.rec_spread = float(norm["rec_center"]), float(norm["rec_spread"])
+        self.fm_center, self.fm_spread = float(norm["fm_center"]), float(norm["fm_spread"])
+
+    def components(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (reconstruction, feature-matching) errors per row, before normalisation."""
+        out = self.session.run(None, {self.input_name: self.network_input(features)})[0].astype(np.float64)
+        d, k = features.shape[1], len(self.fm_scale)
+        recon, fx, fx_hat = out[:, :d], out[:, d : d + k], out[:, d + k :]
+        rec = self.reconstruction_error(features, recon)
+        fm = np.sum(np.square((fx - fx_hat) / self.fm_scale) * self.fm_weights, axis=1)
+        return rec, fm
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        rec, fm = self.components(features)
+        rec_n = (rec - self.rec_center) / self.rec_spread
+        fm_n = (fm - self.fm_center) / self.fm_spread
+        return self.alpha * rec_n + (1.0 - self.alpha) * fm_n

@@ -1,0 +1,61 @@
+"""SparkSession set-up: local[*] by default, the submitter's master under spark-submit."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from adspark.config import JobConfig
+
+log = logging.getLogger("adspark.session")
+
+LOCAL_DEFAULTS = {
+    "spark.driver.memory": "4g",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def under_spark_submit() -> bool:
+    """spark-submit starts Python with a ready Py4J gateway and says so in the environment."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
+    builder = SparkSession.builder.appName(app_name)
+    settings = {k: str(v) for k, v in cfg.spark.items()}
+    if not under_spark_submit():
+        # Local run: workers must use this very interpreter (same packages). Under
+        # spark-submit the cluster's own Python settings are left alone.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        settings = {**LOCAL_DEFAULTS, "spark.master": "local[*]", **settings}
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("ADSPARK_SPARK_LOG_LEVEL", "WARN"))
+    if not str(spark.sparkContext.master).startswith("local"):
+        ship_package(spark)
+    return spark
+
+
+def ship_package(spark: SparkSession) -> None:
+    """Send adspark's own code to the executors, which need not have it installed."""
+    pkg = Path(__file__).resolve().parent
+    tmp = tempfile.mkdtemp(prefix="adspark-pyfiles-")
+    # Spark serves the file from this path to executors while the application runs: remove it at exit.
+    atexit.register(shutil.rmtree, tmp, True)
+    target = Path(tmp) / "adspark.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(pkg.rglob("*.py")):
+            zf.write(path, path.relative_to(pkg.parent).as_posix())
+    spark.sparkContext.addPyFile(str(target))
+    log.info("shipped adspark code to executors as %s", target)
