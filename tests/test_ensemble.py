@@ -73,10 +73,11 @@ def test_members_config() -> None:
 
 
 def _fingerprint(model_dir: Path) -> dict[str, object]:
-    """Everything a trained artifact holds except its two volatile fields (creation time, training seconds)."""
+    """Everything a trained artifact holds except its volatile parts (creation time, training seconds, report)."""
     manifest = json.loads((model_dir / "manifest.json").read_text())
     manifest.pop("created_at")
     manifest["training"].pop("seconds")
+    manifest["files"].pop("report.html", None)  # the model page shows the run's timings
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in model_dir.iterdir() if p.suffix == ".onnx"}
     return {"manifest": manifest, "onnx_sha256": files}
 
