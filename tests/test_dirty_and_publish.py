@@ -179,7 +179,8 @@ def test_scores_only_output_carries_the_partition_columns(spark, trained, tmp_pa
     report = pipeline.score(spark, cfg)
     out = pd.read_parquet(cfg.output.path).sort_values("txn_id").reset_index(drop=True)
     assert report.output_rows == len(out) == len(table)
-    assert sorted(out.columns) == ["anomaly_score", "is_anomaly", "merchant", "txn_id"]
+    assert sorted(out.columns) == ["anomaly_percentile", "anomaly_score", "is_anomaly", "merchant", "top_features",
+                                   "txn_id"]
     assert out["merchant"].astype(str).tolist() == table["merchant"].tolist()
     full = pipeline.score(spark, cfg.model_copy(update={"output": cfg.output.model_copy(
         update={"path": str(tmp_path / "full"), "columns": None, "partition_by": []})}))

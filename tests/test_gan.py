@@ -108,7 +108,7 @@ def test_one_and_many_features(n_features: int, rows: int) -> None:
     det = make_detector(cfg, cols, []).fit(table)
     scores = det.decision_function(table)
     assert scores.shape == (rows,) and np.all(np.isfinite(scores))
-    assert det.training_["n_features"] == n_features
+    assert det.training_["n_features"] == 2 * n_features  # each value and its missing indicator
 
 
 def test_divergence_raises_training_error() -> None:

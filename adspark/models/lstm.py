@@ -167,6 +167,7 @@ class LstmDetector(Detector):
     ) -> dict[str, Any]:
         """Error scales and weights frozen from the training predictions."""
         width = num.shape[1]
+        frozen = np.all(num == num[:1], axis=0) if len(num) else np.zeros(width, dtype=bool)
         z = numeric_z(num, out, width, SIGMA_MIN)
         scale = np.sqrt(np.mean(np.square(z), axis=0)) if width else np.zeros(0)
         floor = max(1e-2, 0.1 * float(np.median(scale))) if width else 1.0
@@ -188,6 +189,8 @@ class LstmDetector(Detector):
             "activation": self.cfg.model.activation,
             "error_scale": np.maximum(scale, floor).tolist(),  # of the standardised errors
             "sigma_min": SIGMA_MIN,
+            "frozen_numeric": np.flatnonzero(frozen).tolist(),
+            "frozen_numeric_values": num[0, frozen].tolist() if len(num) else [],
             "numeric_weights": num_w.tolist(),
             "vocabulary_sizes": vocab,
             "nll_scale": nll,

@@ -128,6 +128,8 @@ class LstmScorer(Scorer):
         self.never_seen = [np.asarray(c, dtype=np.int64) for c in spec["never_seen_codes"]]
         self.width = len(self.error_scale)
         self.sigma_min = float(spec["sigma_min"])
+        self.frozen = np.asarray(spec.get("frozen_numeric", []), dtype=np.int64)
+        self.frozen_values = np.asarray(spec.get("frozen_numeric_values", []), dtype=np.float64)
         columns = len(self.preprocessor.columns)
         self.numeric_grouping = grouping(column_owners(self.preprocessor)[: self.width], columns)
         self.numeric_count = len(self.preprocessor.numeric_columns)
@@ -171,6 +173,11 @@ class LstmScorer(Scorer):
     def parts(self, out: np.ndarray, num: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per event: the numeric features' scaled squared errors and each categorical column's NLL."""
         sq = np.square(numeric_z(num, out, self.width, self.sigma_min) / self.error_scale)
+        if len(self.frozen):
+            # Constant over the training sample (a missing indicator that never fired): scored by its
+            # deviation alone, so it adds exact zero to a normal event instead of the network's noise.
+            dev = (num[:, self.frozen] - self.frozen_values) / (self.sigma_min * self.error_scale[self.frozen])
+            sq[:, self.frozen] = np.square(dev)
         nll = np.zeros((len(num), len(self.vocab_sizes)))
         offset, rows = 2 * self.width, np.arange(len(num))
         for j, size in enumerate(self.vocab_sizes):
