@@ -87,6 +87,12 @@ class Scorer:
             scores, parts, expected = self.explain_arrays(arrays)
         else:
             scores, parts, expected = self.score_arrays(arrays), None, None
+        return self.package(scores, parts, expected, percentile, explain)
+
+    def package(
+        self, scores: np.ndarray, parts: np.ndarray | None, expected: np.ndarray | None, percentile: bool, explain: int
+    ) -> list[pa.Array]:
+        """The output arrays of one batch: [score, percentile (if asked), top-`explain` reasons (if explain > 0)]."""
         out = [pa.array(scores, type=pa.float64())]
         if percentile:
             out.append(pa.array(self.summary.percentile(scores), type=pa.float64()))

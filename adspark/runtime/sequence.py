@@ -35,7 +35,6 @@ from adspark.runtime.base import (
     expected_values,
     grouping,
     onnx_session,
-    reasons_array,
     result_struct,
     unpack_payload,
 )
@@ -220,22 +219,10 @@ def sequence_batch_scorer(
             keys = arrays[0].to_numpy(zero_copy_only=False)
             scores, parts, expected, history = scorer.explain_events(keys, arrays[1:], history, explain > 0)
             if percentile or explain:
-                yield result_struct(sequence_results(scorer, scores, parts, expected, percentile, explain),
+                yield result_struct(scorer.package(scores, parts, expected, percentile, explain),
                                     percentile, explain)
             else:
                 yield pa.array(scores, type=pa.float64())
 
     return score
 
-
-def sequence_results(
-    scorer: LstmScorer, scores: np.ndarray, parts: np.ndarray | None, expected: np.ndarray | None,
-    percentile: bool, explain: int,
-) -> list[pa.Array]:
-    """[score, percentile, reasons] for one batch of events, as Scorer.results."""
-    out = [pa.array(scores, type=pa.float64())]
-    if percentile:
-        out.append(pa.array(scorer.summary.percentile(scores), type=pa.float64()))
-    if explain:
-        out.append(reasons_array(scorer.preprocessor.columns, parts, expected, explain, len(scores)))
-    return out
