@@ -85,9 +85,12 @@ def _run_job(args: argparse.Namespace) -> int:
     else:
         rate = report.flagged / report.output_rows if report.output_rows else 0.0
         drifted = (report.manifest.get("drift") or {}).get("drifted")
+        decision = (report.manifest.get("decision") or {}) if report.manifest else {}
+        at = (f"top {decision.get('value', 0):g}" + (f" per {', '.join(decision['by'])}" if decision.get("by") else "")
+              if decision.get("method") == "top_k" else f"threshold {report.threshold:.6g}")
         print(
-            f"scored {report.output_rows} rows, flagged {report.flagged} ({rate:.2%}) at threshold "
-            f"{report.threshold:.6g}; wrote {report.output_path} ({seconds:.1f} s)"
+            f"scored {report.output_rows} rows, flagged {report.flagged} ({rate:.2%}) at {at}; "
+            f"wrote {report.output_path} ({seconds:.1f} s)"
             + (f"; drifted: {', '.join(drifted)}" if drifted else "")
             + (f"; report {report.output_path}/_adspark_report.html" if cfg.monitor.report else "")
         )

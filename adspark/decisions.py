@@ -253,6 +253,12 @@ class Decision:
     by: tuple[str, ...] = ()
     threshold: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # Frames persisted to apply the decision (top_k's scored rows); release() unpersists them once written.
+    cached: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    def release(self) -> None:
+        while self.cached:
+            self.cached.pop().unpersist()
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "value": self.value}

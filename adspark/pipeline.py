@@ -232,8 +232,11 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "output_path": cfg.output.path,
         "timings": report.timings,
     }
-    with _Timer(report, "score_write_s"), progress(spark, "scoring", report.input_rows or monitor.total_rows):
-        stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info, finish=monitor.finish)
+    try:
+        with _Timer(report, "score_write_s"), progress(spark, "scoring", report.input_rows or monitor.total_rows):
+            stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info, finish=monitor.finish)
+    finally:
+        decision.release()
     report.input_rows, report.output_rows = int(manifest["input_rows"]), stats.rows
     report.flagged, report.manifest = stats.flagged, manifest
     report.threshold = float("nan") if decision.threshold is None else decision.threshold

@@ -139,12 +139,13 @@ def flag_top_k(scored: DataFrame, names: OutputNames, decision: Decision, ids: l
     The cut (the k-th row's sort key) of every segment comes from a window limited
     to the top k rows per partition (Spark's WindowGroupLimit), so only the
     segments' cuts travel; each row is then compared with its segment's cut. The
-    scored rows are persisted so the network runs once. The cuts (as scores) of up
+    scored rows are persisted so the network runs once (`decision.release()` frees them). The cuts (as scores) of up
     to MAX_RECORDED_CUTS segments go to `decision.details["thresholds"]` for the run manifest.
     """
     k = int(decision.value)
     by = [column(c) for c in decision.by]
     keyed = scored.withColumn(_SEGMENT_COL, rank_key(scored, names.score, ids, names.added)).persist()
+    decision.cached.append(keyed)
     win = Window.partitionBy(*by).orderBy(F.col(_SEGMENT_COL)) if by else Window.orderBy(F.col(_SEGMENT_COL))
     top = keyed.select(*by, F.col(_SEGMENT_COL), F.row_number().over(win).alias("_rank"))
     cuts = top.where(F.col("_rank") <= k).groupBy(*by).agg(F.max(_SEGMENT_COL).alias("_cut"))

@@ -163,6 +163,7 @@ def test_top_k_flags_exactly_k_per_segment_ties_by_id(spark, trained, tmp_path) 
     df.loc[:9, ["amount", "a", "b", "count"]] = [9000.0, 3.0, -3.0, 14]  # ten identical extreme rows
     df.loc[:9, "merchant"] = "fuel"
     data = write_parquet(df.sample(frac=1.0, random_state=0), tmp_path / "data", files=3)
+    cached_before = set(spark.sparkContext._jsc.getPersistentRDDs().keySet())
     _, out, m = _score(spark, tmp_path, trained, data, threshold={"method": "top_k", "value": 6, "by": ["merchant"]},
                        output={"path": str(tmp_path / "out"), "percentile": False, "explain": 0})
     for merchant, seg in out.groupby("merchant"):
@@ -173,6 +174,8 @@ def test_top_k_flags_exactly_k_per_segment_ties_by_id(spark, trained, tmp_path) 
     assert sorted(fuel.loc[fuel["is_anomaly"], "txn_id"]) == [0, 1, 2, 3, 4, 5]  # ties: lowest ids first
     assert m["decision"]["method"] == "top_k" and m["decision"]["by"] == ["merchant"] and m["threshold"] is None
     assert m["flagged"] == 6 * out["merchant"].nunique()
+    # the scores persisted for the cuts are released after the write
+    assert set(spark.sparkContext._jsc.getPersistentRDDs().keySet()) == cached_before
     cuts = {c["segment"]["merchant"]: c["threshold"] for c in m["decision"]["thresholds"]}
     assert cuts["fuel"] == out.loc[0, "anomaly_score"]
     # one budget for the whole table
@@ -183,6 +186,9 @@ def test_top_k_flags_exactly_k_per_segment_ties_by_id(spark, trained, tmp_path) 
     flagged = score_dataframe(spark, spark.read.parquet(data), trained["artifact"], decision=whole, ids=["txn_id"])
     assert sorted(r["txn_id"] for r in flagged.where("is_anomaly").select("txn_id").collect()) == [0, 1, 2, 3]
     assert whole.details["thresholds"] == [{"segment": {}, "threshold": out.loc[0, "anomaly_score"]}]
+    assert len(whole.cached) == 1
+    whole.release()
+    assert not whole.cached and set(spark.sparkContext._jsc.getPersistentRDDs().keySet()) == cached_before
 
 
 def test_output_names_are_the_users(spark, trained, tmp_path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from adspark.models.base import Detector, import_keras
+from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen
 from adspark.models.training import (
     EVAL_BATCH,
     KerasFamily,
@@ -82,10 +83,10 @@ class AutoencoderDetector(Detector):
         t = self.cfg.train
         x = self.preprocessor.network_input(features)
         n, d = x.shape
-        frozen = np.all(x == x[:1], axis=0) if n else np.zeros(d, dtype=bool)  # constant over the sample
+        frozen = frozen_mask(x)
         train_rows, val_rows = split_rows(n, t.validation_split, t.seed)
         m = self.cfg.model
-        hidden = m.hidden or default_hidden(d)
+        hidden = m.hidden or default_hidden(informative_width(frozen))
         files: dict[str, bytes] = {}
         sq_err = np.zeros(d)
         summary: list[dict[str, Any]] = []
@@ -97,16 +98,16 @@ class AutoencoderDetector(Detector):
             settings = TrainSettings.from_config(self.cfg, label, epochs=t.epochs_for(len(train_rows)))
             result = train(family, train_rows, val_rows, settings)
             recon = model.predict(x[result.kept], batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
+            pin_frozen(recon, frozen, x[0, frozen] if n else [])
             sq_err += np.mean(np.square(features[result.kept] - recon), axis=0)
             files[f"autoencoder_{member}.onnx"] = export_onnx(model, d)
             summary.append(result.info)
-        scale = np.sqrt(sq_err / self.cfg.model.ensemble)
-        floor = max(1e-2, 0.1 * float(np.median(scale)))
+        scale = error_scale(np.sqrt(sq_err / self.cfg.model.ensemble), frozen)
         spec = {
             "onnx_files": sorted(files),
             "hidden": hidden,
             "activation": self.cfg.model.activation,
-            "error_scale": np.maximum(scale, floor).tolist(),
+            "error_scale": scale.tolist(),
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "frozen_values": x[0, frozen].tolist() if n else [],

@@ -59,6 +59,7 @@ import numpy as np
 from adspark.errors import TrainingError
 from adspark.models.autoencoder import default_hidden
 from adspark.models.base import Detector, import_keras
+from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen
 from adspark.models.training import (
     EVAL_BATCH,
     FAMILY_STREAM,
@@ -242,8 +243,8 @@ class GanDetector(Detector):
         t, m = self.cfg.train, self.cfg.model
         x = self.preprocessor.network_input(features)
         d = x.shape[1]
-        frozen = np.all(x == x[:1], axis=0)  # constant over the sample: the scorer pins them (see runtime)
-        hidden, latent, disc_hidden = self._architecture(d)
+        frozen = frozen_mask(x)
+        hidden, latent, disc_hidden = self._architecture(informative_width(frozen))
         seed_everything(t.seed)
         nets = build_networks(d, hidden, latent, disc_hidden, m.activation)
         family = GanFamily(nets, x, latent, t.learning_rate, m.adversarial_weight, t.seed)
@@ -264,22 +265,24 @@ class GanDetector(Detector):
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "frozen_values": x[0, frozen].tolist(),
-            **self._scales(nets, features, x, kept),
+            **self._scales(nets, features, x, kept, frozen),
         }
         spec["normalisation"] = self._normalisation(spec, files, features)
         self.training_ = info
         return spec, files
 
-    def _scales(self, nets: GanNetworks, features: np.ndarray, x: np.ndarray, kept: np.ndarray) -> dict[str, Any]:
+    def _scales(
+        self, nets: GanNetworks, features: np.ndarray, x: np.ndarray, kept: np.ndarray, frozen: np.ndarray
+    ) -> dict[str, Any]:
         """Per-feature reconstruction error and per-D-feature distance on the kept rows."""
         out = nets.scoring.predict(x[kept], batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
         d = x.shape[1]
         k = (out.shape[1] - d) // 2
-        err = np.sqrt(np.mean(np.square(features[kept] - out[:, :d]), axis=0))
+        recon = pin_frozen(out[:, :d], frozen, x[0, frozen])
+        err = error_scale(np.sqrt(np.mean(np.square(features[kept] - recon), axis=0)), frozen)
         fm = np.sqrt(np.mean(np.square(out[:, d : d + k] - out[:, d + k :]), axis=0))
-        err_floor = max(1e-2, 0.1 * float(np.median(err)))
         fm_floor = max(FM_SCALE_FLOOR, 0.1 * float(np.median(fm)))
-        return {"error_scale": np.maximum(err, err_floor).tolist(), "fm_scale": np.maximum(fm, fm_floor).tolist()}
+        return {"error_scale": err.tolist(), "fm_scale": np.maximum(fm, fm_floor).tolist()}
 
     def _normalisation(self, spec: dict[str, Any], files: dict[str, bytes], features: np.ndarray) -> dict[str, float]:
         """Median/IQR of each score component on the training sample, through the executors' onnxruntime path."""

@@ -14,8 +14,9 @@ class ReconstructionScorer(Scorer):
 
     Features constant over the training sample (an unseen-category or a
     missing-indicator bucket that never fired) carry no information for the
-    network: it sees them at their training value, so any deviation is scored in
-    full by the error term instead of half-reconstructed.
+    network: it sees them at their training value, and the error compares them
+    with that value, not with the network's output for them, so a deviation is
+    scored in full and an unchanged value adds nothing (no output noise).
     """
 
     def __init__(self, manifest: dict[str, Any], files: dict[str, bytes]) -> None:
@@ -38,7 +39,11 @@ class ReconstructionScorer(Scorer):
         return np.sum(self.error_parts(features, recon), axis=1)
 
     def error_parts(self, features: np.ndarray, recon: np.ndarray) -> np.ndarray:
-        """Per row and feature: the weighted scaled squared error whose row sum is reconstruction_error."""
+        """Per row and feature: the weighted scaled squared error whose row sum is reconstruction_error.
+
+        Pins the frozen features of `recon` (a float64 array the caller owns) to their training values.
+        """
+        recon[:, self.frozen] = self.frozen_values
         return np.square((features - recon) / self.error_scale) * self.weights
 
     def explained(self, parts: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

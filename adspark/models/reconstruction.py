@@ -1,0 +1,42 @@
+"""What the reconstruction families (autoencoder, GAN) share: frozen features and the error scale.
+
+A feature constant over the training sample (a missing indicator of a column
+with no nulls, a category bucket that never fired) carries no information. The
+network sees it pinned at its training value and is not sized for it, and the
+scorer compares it with that value rather than with the network's output, so a
+row where it moves tonight is scored by the move alone, not by output noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def frozen_mask(x: np.ndarray) -> np.ndarray:
+    """Features constant over the sample (all of them when the sample is empty)."""
+    if not len(x):
+        return np.zeros(x.shape[1], dtype=bool)
+    return np.all(x == x[:1], axis=0)
+
+
+def informative_width(frozen: np.ndarray) -> int:
+    """How many features the network has to learn: the input width sizes its default layers."""
+    return max(1, int(np.count_nonzero(~frozen)))
+
+
+def pin_frozen(recon: np.ndarray, frozen: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The reconstruction with the frozen features set to their training values (in place)."""
+    recon[:, frozen] = values
+    return recon
+
+
+def error_scale(rms: np.ndarray, frozen: np.ndarray) -> np.ndarray:
+    """Per-feature training RMS error, floored so no feature's error is amplified into noise.
+
+    The floor is a tenth of the median over the informative features (at least
+    0.01); a frozen feature has no training error and gets the floor, so a value
+    it never took in training scores high.
+    """
+    informative = rms[~frozen] if np.any(~frozen) else rms
+    floor = max(1e-2, 0.1 * float(np.median(informative))) if len(informative) else 1e-2
+    return np.maximum(rms, floor)
