@@ -26,12 +26,14 @@ def test_scores_stay_bit_identical_and_shares_sum_to_one(trained, dataset) -> No
     df = dataset[0]
     scores, parts, expected = scorer.explain_arrays(_arrays(df))
     np.testing.assert_array_equal(scores, scorer.score_arrays(_arrays(df)))
-    # the score as computed before reasons existed: weighted scaled squared error, summed per row
+    # the score as computed before reasons existed: weighted scaled squared error, summed per row, with the
+    # features constant in training compared with their training value
     features = scorer.preprocessor.transform(_arrays(df))
     x = scorer.network_input(features)
     before = np.zeros(len(df))
     for session, name in zip(scorer.sessions, scorer.input_names, strict=True):
         recon = session.run(None, {name: x})[0].astype(np.float64)
+        recon[:, scorer.frozen] = scorer.frozen_values
         before += np.sum(np.square((features - recon) / scorer.error_scale) * scorer.weights, axis=1)
     np.testing.assert_array_equal(scores, before / len(scorer.sessions))
     assert parts is not None and expected is not None and parts.shape == (len(df), len(COLUMNS))

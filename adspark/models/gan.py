@@ -59,7 +59,7 @@ import numpy as np
 from adspark.errors import TrainingError
 from adspark.models.autoencoder import default_hidden
 from adspark.models.base import Detector, import_keras
-from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen
+from adspark.models.reconstruction import error_scale, frozen_mask, pin_frozen
 from adspark.models.training import (
     EVAL_BATCH,
     FAMILY_STREAM,
@@ -244,7 +244,9 @@ class GanDetector(Detector):
         x = self.preprocessor.network_input(features)
         d = x.shape[1]
         frozen = frozen_mask(x)
-        hidden, latent, disc_hidden = self._architecture(informative_width(frozen))
+        # Sized on the whole input width, frozen features included: on informative width alone its code layer
+        # shrinks to 2 units on small tables, and the test table's outliers fell from ROC-AUC 0.998 to 0.974.
+        hidden, latent, disc_hidden = self._architecture(d)
         seed_everything(t.seed)
         nets = build_networks(d, hidden, latent, disc_hidden, m.activation)
         family = GanFamily(nets, x, latent, t.learning_rate, m.adversarial_weight, t.seed)
