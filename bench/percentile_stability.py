@@ -1,6 +1,7 @@
 """How far held-out rows' anomaly_percentile moves when the model is retrained on a fresh sample.
 
     python bench/percentile_stability.py [--table pairs|transactions] [--rows 4000] [--epochs 10] [--held-out 20000]
+                                        [--ensemble 1]
 
 Trains two autoencoders (same config and seed) on two independent samples of one
 distribution, scores a third, held-out sample with each, and prints the mean
@@ -44,6 +45,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=4000, help="training sample rows (each model)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--held-out", type=int, default=20_000)
+    p.add_argument("--ensemble", type=int, default=1, help="model.ensemble: autoencoders averaged per model")
     args = p.parse_args()
 
     from adspark.config import parse_config
@@ -53,7 +55,7 @@ def main() -> None:
 
     make = pairs if args.table == "pairs" else transactions
     cfg = parse_config({"train": {"epochs": args.epochs, "seed": 0, "patience": 3, "batch_size": 64,
-                                  "sample_rows": args.rows}})
+                                  "sample_rows": args.rows}, "model": {"ensemble": args.ensemble}})
     held, numeric, categorical = make(args.held_out, 3)
     start = time.perf_counter()
     percentiles, scorers = [], []
@@ -71,7 +73,8 @@ def main() -> None:
            for _, t in scorers]
     held_scores = scorer.score_arrays([held.column(c) for c in numeric + categorical])
     summary_only = float(np.mean(np.abs(own[0].percentile(held_scores) - own[1].percentile(held_scores))))
-    print(f"table={args.table} rows={args.rows} epochs={args.epochs} ({time.perf_counter() - start:.0f} s)")
+    print(f"table={args.table} rows={args.rows} epochs={args.epochs} ensemble={args.ensemble} "
+          f"({time.perf_counter() - start:.0f} s)")
     print(f"mean |percentile change|, retrained network + summary: {retrain:.4f}")
     print(f"mean |percentile change|, one network, two summaries:  {summary_only:.4f}")
 
