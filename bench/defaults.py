@@ -1,0 +1,167 @@
+"""Choosing the autoencoder's defaults on the real detector, with a leave-one-table-out check.
+
+    python bench/defaults.py [--candidates defaults,ensemble_3] [--datasets wilt,glass] [--seeds 0,1,2] [--save F]
+    python bench/defaults.py --report F [F ...] [--write-readme]   # the tables again, from saved runs
+
+Each candidate is a set of config overrides (or a rule for the default layer sizes) applied to the
+shipped defaults; `defaults` is the shipped configuration itself. Every candidate is trained and scored
+like bench/quality.py's `autoencoder` column (the Keras detector, exported to ONNX, scored by the
+executors' onnxruntime scorer), on every shared table of ../shared/datasets, every seed; scikit-learn's
+IsolationForest runs beside it on the same matrix. Labels only score. bench/ablation.py's PyTorch
+replica explores a larger grid faster, but its differences of a few hundredths did not carry over to
+the real detector, so defaults are chosen here.
+
+Leave-one-table-out: for each table T, the candidate with the best mean ROC-AUC over the other tables
+(seeds averaged) is "the default chosen without T"; the report gives its ROC-AUC and PR-AUC on T next
+to IsolationForest's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality
+from ablation import Row, means
+
+SHARED = ("wilt", "wdbc", "breastw", "ionosphere", "glass", "pima", "pendigits", "mnist")
+
+
+def _layers(code_divisor: int) -> Callable[[int], list[int]]:
+    """default_hidden with the code layer at d // code_divisor units (2 to 32)."""
+    return lambda d: [int(min(128, max(8, d))), int(max(2, min(32, d // code_divisor)))]
+
+
+# name -> (config overrides, default layer sizes rule or None for the shipped one)
+CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] = {
+    "defaults": ({}, None),
+    "ensemble_3": ({"model": {"ensemble": 3}}, None),
+    "min_steps_300": ({"train": {"min_steps": 300}}, None),
+    "code_quarter": ({}, _layers(4)),
+    "code_half": ({}, _layers(2)),
+    "code_half_ensemble_3": ({"model": {"ensemble": 3}}, _layers(2)),
+    "code_half_min_steps_300": ({"train": {"min_steps": 300}}, _layers(2)),
+}
+PEER = "sk_iforest"
+
+
+def run_candidate(name: str, data: quality.Dataset, seed: int) -> np.ndarray:
+    import adspark.models.autoencoder as ae
+
+    override, layers = CANDIDATES[name]
+    shipped = ae.default_hidden
+    ae.default_hidden = layers or shipped
+    try:
+        return quality.run_adspark(data, seed, override)
+    finally:
+        ae.default_hidden = shipped
+
+
+def run(candidates: list[str], tables: list[str], seeds: list[int], save: Path | None) -> list[Row]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rows: list[Row] = []
+    for seed in seeds:
+        for table in tables:
+            data = quality.LOADERS[table](seed)
+            runs: dict[str, Callable[[], np.ndarray]] = {PEER: partial(quality.run_iforest, data, seed)}
+            runs |= {c: partial(run_candidate, c, data, seed) for c in candidates}
+            for name, fn in runs.items():
+                start = time.perf_counter()
+                scores = fn()
+                row = Row(name, table, seed, float(roc_auc_score(data.labels, scores)),
+                          float(average_precision_score(data.labels, scores)), time.perf_counter() - start)
+                print(f"seed {seed} {table:12s} {name:28s} ROC {row.roc_auc:.4f} PR {row.pr_auc:.4f} "
+                      f"{row.seconds:.1f} s", flush=True)
+                rows.append(row)
+                if save:
+                    save.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    return rows
+
+
+def candidate_table(rows: list[Row]) -> str:
+    m = means(rows)
+    tables = [t for t in quality.TABLES if any(d == t for _, d in m)]
+    names = list(dict.fromkeys(r.variant for r in rows))
+    lines = ["| candidate | tables | mean ROC-AUC | mean PR-AUC | ≥ IF (ROC) | " + " | ".join(tables) + " |",
+             "|---" * (5 + len(tables)) + "|"]
+    for v in names:
+        on = [t for t in tables if (v, t) in m]
+        wins = sum(m[(v, t)][0] >= m[(PEER, t)][0] for t in on if (PEER, t) in m)
+        cells = " | ".join(f"{m[(v, t)][0]:.3f} / {m[(v, t)][1]:.3f}" if (v, t) in m else "-" for t in tables)
+        lines.append(f"| {v} | {len(on)} | {np.mean([m[(v, t)][0] for t in on]):.3f} | "
+                     f"{np.mean([m[(v, t)][1] for t in on]):.3f} | {wins}/{len(on)} | {cells} |")
+    return "\n".join(lines)
+
+
+def leave_one_out(rows: list[Row]) -> str:
+    m = means(rows)
+    names = [v for v in dict.fromkeys(r.variant for r in rows) if v != PEER]
+    tables = [t for t in quality.TABLES if all((v, t) in m for v in names)]
+
+    def best(on: list[str]) -> str:
+        return max(names, key=lambda v: float(np.mean([m[(v, t)][0] for t in on])))
+
+    chosen = best(tables)
+    lines = [f"{len(names)} candidates on the {len(tables)} tables they all ran on; chosen on all of them: "
+             f"`{chosen}`.", "",
+             "| held-out table | chosen on the others | its ROC-AUC / PR-AUC there | IsolationForest there "
+             "| held-out ≥ IF |", "|---|---|---|---|---|"]
+    for t in tables:
+        v = best([o for o in tables if o != t])
+        peer = m.get((PEER, t), (float("nan"), float("nan")))
+        lines.append(f"| {t} | `{v}` | {m[(v, t)][0]:.3f} / {m[(v, t)][1]:.3f} | {peer[0]:.3f} / {peer[1]:.3f} | "
+                     f"{'yes' if m[(v, t)][0] >= peer[0] else 'no'} |")
+    return "\n".join(lines)
+
+
+README_BEGIN = "<!-- defaults-table:begin -->"
+README_END = "<!-- defaults-table:end -->"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="of: " + ", ".join(CANDIDATES))
+    parser.add_argument("--datasets", default=",".join(SHARED), help="comma-separated tables")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--smoke", action="store_true", help="glass and wdbc, seed 0, defaults and code_half")
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
+    parser.add_argument("--save", type=Path, default=None, help="write every row as JSON to this file")
+    parser.add_argument("--report", type=Path, nargs="*", default=None, help="only tabulate saved runs")
+    parser.add_argument("--write-readme", action="store_true", help="replace the table in bench/README.md")
+    args = parser.parse_args(argv)
+    if args.report is not None:
+        rows = [Row(**r) for path in args.report for r in json.loads(path.read_text())]
+    else:
+        names = ["defaults", "code_half"] if args.smoke else [c.strip() for c in args.candidates.split(",")]
+        unknown = sorted(set(names) - set(CANDIDATES))
+        if unknown:
+            print(f"unknown candidate(s): {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        quality.limit_threads(args.threads)
+        tables = ["glass", "wdbc"] if args.smoke else [t.strip() for t in args.datasets.split(",")]
+        seeds = [0] if args.smoke else [int(s) for s in args.seeds.split(",")]
+        rows = run(names, tables, seeds, args.save)
+    text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + leave_one_out(rows)
+    print(text)
+    if args.write_readme:
+        path = Path(__file__).with_name("README.md")
+        head, rest = path.read_text().split(README_BEGIN, 1)
+        tail = rest.split(README_END, 1)[1]
+        command = "python bench/defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        path.write_text(f"{head}{README_BEGIN}\n`{command}`\n\n{text}\n{README_END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
