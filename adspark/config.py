@@ -236,7 +236,7 @@ class MonitorConfig(_Strict):
 
     max_psi: float = Field(0.25, gt=0)  # a feature whose PSI exceeds this has drifted
     on_drift: Literal["warn", "fail"] = "warn"  # fail: exit code 3, nothing published
-    sample_rows: int = Field(200_000, ge=100)  # seeded sample of the input the drift is computed on
+    sample_rows: int = Field(200_000, ge=100)  # lstm: seeded sample of the input the drift is computed on
     drift: bool = True  # compute drift at all
     report: bool = True  # write _adspark_report.html beside _adspark_run.json
 

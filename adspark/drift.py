@@ -9,12 +9,19 @@ At training, `build_reference` summarises the training sample (numpy only):
   the expected flag rate (the share of training scores above the threshold).
 It is stored in the artifact's manifest under `reference`.
 
-At scoring, `sample_input` collects a seeded sample (a hash of the feature values
-picks the rows, so the sample does not depend on partitioning) of at most
-`monitor.sample_rows` rows, and `compare_features` computes, per feature, the PSI
-over the reference bins (null bucket included), the two-sample KS statistic against
-the reference quantiles (scipy), and the null rates. The score's PSI and the flag
-rate come from the written output (`score_counts_exprs` over its score column).
+At scoring, a `Tally` counts the night's feature values at the reference's edges:
+per numeric feature the PSI bins, the nulls, and the values below and at or below
+each reference quantile; per categorical feature each known value, all others and
+the nulls. Counts add up, so the row-wise kinds count inside the scoring UDF, on
+the batches the executors already hold (no second scan of the input); the counts
+travel back per partition in a Spark accumulator (`PartitionCounts`), keyed by
+partition so a retried task replaces its counts instead of adding them twice.
+The sequence kind, whose blocks repeat context rows, counts a seeded sample
+instead. From the counts, `Tally.compare` gives per feature the PSI over the
+reference bins (null bucket included), the two-sample KS statistic against the
+reference quantiles (exact: both ECDFs only step at those points or between them,
+where the counts bound them), and the null rates. The score's PSI and the flag
+rate come from the written output (its score column counted at the score edges).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 log = logging.getLogger("adspark.drift")
 
@@ -154,36 +162,103 @@ def build_reference(
 # --------------------------------------------------------------------------- comparison (scoring)
 
 
-def _ks(current: np.ndarray, quantiles: list[float]) -> float | None:
-    if not quantiles or not current.size:
+class Tally:
+    """Counts of feature values at the reference's edges, added batch by batch, then compared.
+
+    `features` names the arrays `count` receives, in order (numeric as float64,
+    categorical as strings, as they cross into Python); the ones without a
+    reference are skipped. numpy and pyarrow only: it runs on executors.
+    """
+
+    def __init__(self, reference: dict[str, Any], features: list[str]) -> None:
+        numeric, categorical = reference.get("numeric", {}), reference.get("categorical", {})
+        self.numeric = [(i, name, np.asarray(numeric[name]["edges"], dtype=np.float64),
+                         np.asarray(numeric[name]["quantiles"], dtype=np.float64))
+                        for i, name in enumerate(features) if name in numeric]
+        self.categorical = [(i, name, list(categorical[name]["values"]))
+                            for i, name in enumerate(features) if name in categorical]
+        self.reference = {"numeric": numeric, "categorical": categorical}
+        widths = [len(e) + 2 + 2 * len(q) for _, _, e, q in self.numeric] + [len(v) + 2 for _, _, v in self.categorical]
+        self.offsets = np.cumsum([0, *widths])
+
+    def zero(self) -> np.ndarray:
+        return np.zeros(int(self.offsets[-1]), dtype=np.float64)
+
+    def count(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> np.ndarray:
+        """One batch's counts (a flat vector; `compare` reads it back)."""
+        parts: list[np.ndarray] = []
+        for i, _, edges, quantiles in self.numeric:
+            x = _numeric(arrays[i])
+            finite = x[np.isfinite(x)]
+            k = len(quantiles)
+            below = np.bincount(np.searchsorted(quantiles, finite, side="right"), minlength=k + 1)[:k].cumsum()
+            at_or_below = np.bincount(np.searchsorted(quantiles, finite, side="left"), minlength=k + 1)[:k].cumsum()
+            parts += [_bin_counts(finite, edges.tolist()), np.array([x.size - finite.size]), below, at_or_below]
+        for i, _, values in self.categorical:
+            arr = arrays[i].cast(pa.string())
+            found = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(arr).to_pylist()
+                     if v["values"] is not None}
+            known = [found.get(v, 0) for v in values]
+            nulls = arr.null_count
+            parts.append(np.asarray([*known, len(arr) - nulls - sum(known), nulls], dtype=np.float64))
+        return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]) if parts else self.zero()
+
+    def rows(self, counts: np.ndarray) -> int:
+        """How many rows the counts cover (every feature sees every row: the first one's bins tell)."""
+        if self.numeric:
+            return int(np.sum(counts[: len(self.numeric[0][2]) + 2]))
+        return int(np.sum(counts[: len(self.categorical[0][2]) + 2])) if self.categorical else 0
+
+    def compare(self, counts: np.ndarray) -> dict[str, dict[str, Any]]:
+        """Per feature: psi, ks (numeric only), null_rate, null_rate_reference, null_rate_change."""
+        out: dict[str, dict[str, Any]] = {}
+        block = iter(np.split(np.asarray(counts, dtype=np.float64), self.offsets[1:-1]))
+        for _, name, edges, quantiles in self.numeric:
+            c, ref = next(block), self.reference["numeric"][name]
+            bins, k = len(edges) + 2, len(quantiles)
+            shares, below, at_or_below = c[:bins], c[bins : bins + k], c[bins + k :]
+            rows, finite = float(shares.sum()), float(shares[:-1].sum())
+            out[name] = {
+                "psi": psi(ref["shares"], shares),
+                "ks": _ks(quantiles, below, at_or_below, finite),
+                **_null_rates(ref, 1.0 - finite / rows if rows else 0.0),
+            }
+        for _, name, _ in self.categorical:
+            c, ref = next(block), self.reference["categorical"][name]
+            expected = [ref["values"][v] for v in ref["values"]] + [ref["other"], ref["null_rate"]]
+            rows = float(c.sum())
+            out[name] = {"psi": psi(expected, c), "ks": None, **_null_rates(ref, float(c[-1]) / rows if rows else 0.0)}
+        return out
+
+
+def _ks(quantiles: np.ndarray, below: np.ndarray, at_or_below: np.ndarray, n: float) -> float | None:
+    """sup |F_night - F_ref| with F_ref the ECDF of the reference quantiles (scipy's ks_2samp statistic).
+
+    Both ECDFs are steps; F_ref only steps at the quantiles and F_night is monotone
+    between them, so the supremum is reached at a quantile, from the left or the right.
+    """
+    if not len(quantiles) or not n:
         return None
-    from scipy.stats import ks_2samp
-
-    return float(ks_2samp(current, np.asarray(quantiles), method="asymp").statistic)
-
-
-def compare_numeric(ref: dict[str, Any], x: np.ndarray) -> dict[str, Any]:
-    finite = x[np.isfinite(x)]
-    counts = np.append(_bin_counts(finite, ref["edges"]), x.size - finite.size)
-    null_rate = 1.0 - finite.size / x.size if x.size else 0.0
-    return {
-        "psi": psi(ref["shares"], counts),
-        "ks": _ks(finite, ref["quantiles"]),
-        **_null_rates(ref, null_rate),
-    }
+    k = len(quantiles)
+    ref_left = np.searchsorted(quantiles, quantiles, side="left") / k
+    ref_right = np.searchsorted(quantiles, quantiles, side="right") / k
+    left = np.abs(below / n - ref_left)
+    right = np.abs(at_or_below / n - ref_right)
+    return float(max(left.max(), right.max()))
 
 
-def compare_categorical(ref: dict[str, Any], values: np.ndarray) -> dict[str, Any]:
-    known = list(ref["values"])
-    is_null = np.array([v is None for v in values], dtype=bool)
-    present = values[~is_null].astype(str)
-    uniq, counts = np.unique(present, return_counts=True)
-    found = dict(zip(uniq.tolist(), counts.tolist(), strict=True))
-    actual = [found.get(v, 0) for v in known]
-    actual += [present.size - sum(actual), int(is_null.sum())]
-    expected = [ref["values"][v] for v in known] + [ref["other"], ref["null_rate"]]
-    null_rate = float(is_null.sum()) / values.size if values.size else 0.0
-    return {"psi": psi(expected, actual), "ks": None, **_null_rates(ref, null_rate)}
+class PartitionCounts:
+    """A Spark accumulator's parameter: {partition: counts}; a partition counted again replaces its entry.
+
+    A retried or recomputed task sees the same rows, so replacing keeps every row counted once.
+    """
+
+    def zero(self, value: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        return {}
+
+    def addInPlace(self, a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        a.update(b)
+        return a
 
 
 def _null_rates(ref: dict[str, Any], current: float) -> dict[str, float]:
@@ -195,13 +270,9 @@ def _null_rates(ref: dict[str, Any], current: float) -> dict[str, float]:
 
 
 def compare_features(reference: dict[str, Any], sample: pa.Table) -> dict[str, dict[str, Any]]:
-    """Per feature: psi, ks (numeric only), null_rate, null_rate_reference, null_rate_change."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, ref in reference.get("numeric", {}).items():
-        out[name] = compare_numeric(ref, _numeric(sample.column(name)))
-    for name, ref in reference.get("categorical", {}).items():
-        out[name] = compare_categorical(ref, _strings(sample.column(name)))
-    return out
+    """Per feature of a table (a sample of the night): psi, ks (numeric only), null rates."""
+    tally = Tally(reference, sample.column_names)
+    return tally.compare(tally.count(sample.columns))
 
 
 def drifted(features: dict[str, dict[str, Any]], max_psi: float) -> list[str]:

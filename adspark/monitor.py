@@ -1,14 +1,17 @@
-"""The Spark side of watching a scoring run: drift sample, score counts, top rows, the run report.
+"""The Spark side of watching a scoring run: feature drift, score counts, top rows, the run report.
 
-`Monitor.check_input` runs before the output is written: it samples the input and
-compares it with the artifact's reference (adspark/drift.py). With
-`monitor.on_drift: fail`, drift raises DriftError there, so nothing is written.
+`Monitor.check_input` runs before the scoring pass. For the row-wise kinds it sets up
+`counting`: the scoring UDF counts the features it already holds at the reference's
+edges (adspark/drift.py) and the counts come back in an accumulator, so drift costs
+no second scan of the input. For the sequence kind (whose parallel blocks score
+context rows twice) it compares a seeded sample of the input there and then.
 `Monitor.finish` runs inside `publish`, on the verified staging directory and before
-the swap: it counts the written scores at the reference's edges (one pass over the
-score column), fetches the top-scored rows (the score column first, then only the
-row groups holding the top scores), adds it all to the run manifest and writes
-`_adspark_report.html` into the staging directory, so the report is published with
-the output or not at all.
+the swap: it compares the counted features, counts the written scores at the
+reference's edges (one pass over the score column), fetches the top-scored rows (the
+score column first, then only the row groups holding the top scores), adds it all to
+the run manifest and writes `_adspark_report.html` into the staging directory, so the
+report is published with the output or not at all. With `monitor.on_drift: fail`,
+drift raises DriftError (in `check_input` or `finish`), so nothing is published.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +35,7 @@ from adspark.errors import DriftError
 from adspark.io import HadoopPath
 from adspark.progress import progress
 from adspark.publish import RUN_REPORT
+from adspark.runtime import Counting
 from adspark.schema import column, feature_columns
 
 log = logging.getLogger("adspark.monitor")
@@ -87,6 +91,8 @@ class Monitor:
         self.features: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
         self.total_rows: int | None = None  # counted for the drift sample; sizes the progress line
+        self.counting: Counting | None = None  # (drift.Tally, accumulator) for the scoring pass
+        self.sample_rows = 0
         self._cut: float | None = None  # a score below the top rows, from the score counts
 
     @property
@@ -106,6 +112,12 @@ class Monitor:
         numeric, categorical = list(ref.get("numeric", {})), list(ref.get("categorical", {}))
         m = self.cfg.monitor
         self.total_rows = df.count()
+        if self.artifact.kind != "lstm":
+            schema = self.artifact.input_schema
+            crossing = [c["name"] for role in ("numeric", "categorical") for c in schema if c["role"] == role]
+            sink: Any = self.spark.sparkContext.accumulator({}, cast(Any, drift.PartitionCounts()))
+            self.counting = (drift.Tally(ref, crossing), sink)  # in the order the features reach the UDF
+            return
         with progress(self.spark, "drift"):
             sample = sample_input(df, numeric, categorical, m.sample_rows, self.cfg.train.seed, self.total_rows)
         self.sample_rows = sample.num_rows
@@ -113,6 +125,24 @@ class Monitor:
             return  # an empty night: nothing to compare
         self.features = drift.compare_features(ref, sample)
         self.timings["drift_sample_s"] = round(time.perf_counter() - start, 3)
+        self._judge()
+
+    def _counted_features(self) -> None:
+        """The features counted in the scoring pass, compared with the reference (row-wise kinds)."""
+        if self.counting is None:
+            return
+        tally, sink = self.counting
+        parts = list(sink.value.values())
+        total = np.sum(parts, axis=0) if parts else tally.zero()
+        rows = tally.rows(total)
+        self.sample_rows = rows
+        if rows:
+            self.features = tally.compare(total)
+            self._judge()
+
+    def _judge(self) -> None:
+        """One warning naming the drifted columns, or DriftError under `monitor.on_drift: fail`."""
+        m = self.cfg.monitor
         over = drift.drifted(self.features, m.max_psi)
         if over:
             named = ", ".join(f"{c!r} (PSI {self.features[c]['psi']:.3g})" for c in over)
@@ -161,10 +191,12 @@ class Monitor:
         rows, flagged = int(manifest["output_rows"]), int(manifest["flagged"])
         if self.active:
             assert self.reference is not None
+            self._counted_features()
             scores = drift.score_drift(self.reference, self._score_counts(out) if rows else [], rows, flagged)
             manifest["drift"] = {
                 "max_psi": self.cfg.monitor.max_psi,
-                "sample_rows": getattr(self, "sample_rows", 0),
+                "sample_rows": self.sample_rows,
+                "counted_in_scoring": self.counting is not None,
                 "features": self.features,
                 "drifted": drift.drifted(self.features, self.cfg.monitor.max_psi),
                 **scores,

@@ -25,6 +25,7 @@ from adspark.models import make_detector
 from adspark.monitor import Monitor
 from adspark.progress import progress
 from adspark.publish import new_run_id, observe_input, publish
+from adspark.runtime import Counting
 from adspark.sampling import training_sample
 from adspark.schema import (
     OutputNames,
@@ -148,12 +149,15 @@ def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
 
 
 def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[str], ids: list[str],
-            block_events: int, names: OutputNames, decision: Decision) -> DataFrame:
-    """The output columns plus the scores; sequence models score each event in its stream's order."""
+            block_events: int, names: OutputNames, decision: Decision, counting: Counting | None = None) -> DataFrame:
+    """The output columns plus the scores; sequence models score each event in its stream's order.
+
+    `counting` (row-wise kinds only) counts the features for drift in the scoring pass."""
     if artifact.kind == "lstm":
         scored = score_sequences(spark, df, artifact, ids, block_events, outputs=names, decision=decision)
         return scored.select(*[column(c) for c in cols], *[column(c) for c in names.added])
-    return score_dataframe(spark, df, artifact, keep=cols, names=names, decision=decision, ids=ids)
+    return score_dataframe(spark, df, artifact, keep=cols, names=names, decision=decision, ids=ids,
+                           counting=counting)
 
 
 def decision_for(cfg: JobConfig, artifact: Artifact) -> Decision:
@@ -202,13 +206,13 @@ def check_scorable(cfg: JobConfig, df: DataFrame, artifact: Artifact) -> None:
 
 
 def scored_frame(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact,
-                 decision: Decision | None = None) -> DataFrame:
+                 decision: Decision | None = None, counting: Counting | None = None) -> DataFrame:
     """The one scoring path (CLI and library): the config's output columns of `df` plus the scores; lazy
     (but a top_k decision finds its cuts with a Spark job)."""
     ids = list(cfg.columns.id)
     decision = decision or decision_for(cfg, artifact)
     return _scored(spark, df, artifact, output_columns(cfg, df, ids), ids, cfg.model.block_events,
-                   output_names(cfg, artifact), decision)
+                   output_names(cfg, artifact), decision, counting)
 
 
 def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Artifact, report: RunReport) -> None:
@@ -216,9 +220,9 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     ids = list(cfg.columns.id)
     decision = decision_for(cfg, artifact)
     monitor = Monitor(spark, cfg, artifact, ids)
-    monitor.check_input(df)  # drift on a sample; under monitor.on_drift: fail, nothing is written
+    monitor.check_input(df)  # drift counting set up (or, for sequences, a sample compared)
     observed, source = observe_input(df, ids)
-    scored = scored_frame(spark, cfg, observed, artifact, decision)
+    scored = scored_frame(spark, cfg, observed, artifact, decision, monitor.counting)
     run_info = {
         "run_id": report.run_id,
         "adspark_version": __version__,

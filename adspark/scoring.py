@@ -31,7 +31,7 @@ from pyspark.sql.pandas.functions import ArrowUDFType
 
 from adspark.artifact import Artifact
 from adspark.decisions import Decision
-from adspark.runtime import batch_scorer
+from adspark.runtime import Counting, batch_scorer
 from adspark.schema import OutputNames, column, feature_columns
 
 ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
@@ -188,17 +188,18 @@ def with_score(spark: SparkSession, df: DataFrame, udf: Any, crossing: list[Colu
 
 
 def score_with_udf(spark: SparkSession, df: DataFrame, artifact: Artifact, names: OutputNames | None = None,
-                   decision: Decision | None = None, ids: list[str] | None = None) -> DataFrame:
+                   decision: Decision | None = None, ids: list[str] | None = None,
+                   counting: Counting | None = None) -> DataFrame:
     """`df` with the score, flag (and percentile, reasons) appended, through the Arrow UDF."""
     names = names or OutputNames()
     body = batch_scorer(artifact.digest, broadcast_artifact(spark, artifact), names.percentile is not None,
-                        names.explain if names.reasons else 0)
+                        names.explain if names.reasons else 0, counting)
     udf = scalar_iter_udf(body, result_type(names))
     return with_flag(with_score(spark, df, udf, model_features(artifact), names), artifact, names, decision, ids)
 
 
 def map_scorer(key: str, payload: Any, keep: int, names: list[str], percentile: bool = False,
-               explain: int = 0) -> ArrowMap:
+               explain: int = 0, counting: Counting | None = None) -> ArrowMap:
     """The body of the mapInArrow scorer: [kept columns | features] in, [kept columns | score...] out.
 
     A closure built here, not a module-level function: cloudpickle ships it by
@@ -207,19 +208,21 @@ def map_scorer(key: str, payload: Any, keep: int, names: list[str], percentile: 
     """
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from adspark.runtime import cached_scorer, unpack_payload
+        from adspark.runtime import cached_scorer, counted, unpack_payload
 
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
-        for batch in batches:
-            results = scorer.results(batch.columns[keep:], percentile, explain)
-            yield pa.RecordBatch.from_arrays([*batch.columns[:keep], *results], names=names)
+        with counted(counting) as count:
+            for batch in batches:
+                count(batch.columns[keep:])
+                results = scorer.results(batch.columns[keep:], percentile, explain)
+                yield pa.RecordBatch.from_arrays([*batch.columns[:keep], *results], names=names)
 
     return score
 
 
 def score_passing(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str],
                   names: OutputNames | None = None, decision: Decision | None = None,
-                  ids: list[str] | None = None) -> DataFrame:
+                  ids: list[str] | None = None, counting: Counting | None = None) -> DataFrame:
     """`keep` columns of `df` (unchanged), then the score, flag (and percentile, reasons), through mapInArrow."""
     names = names or OutputNames()
     fields = {f.name: f for f in df.schema.fields}
@@ -231,7 +234,7 @@ def score_passing(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: 
         added.append(T.StructField(names.reasons, T.DataType.fromDDL(REASON_DDL), True))
     out = T.StructType([fields[c] for c in keep] + added)
     body = map_scorer(artifact.digest, broadcast_artifact(spark, artifact), len(keep), out.names,
-                      names.percentile is not None, names.explain if names.reasons else 0)
+                      names.percentile is not None, names.explain if names.reasons else 0, counting)
     crossing = df.select(*[column(c) for c in keep], *features)
     size_arrow_batches(spark, crossing)
     return with_flag(crossing.mapInArrow(body, out), artifact, names, decision, ids)
@@ -251,7 +254,8 @@ def arrow_safe(fields: list[T.StructField]) -> bool:
 
 def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep: list[str] | None = None,
                     passing: bool | None = None, names: OutputNames | None = None,
-                    decision: Decision | None = None, ids: list[str] | None = None) -> DataFrame:
+                    decision: Decision | None = None, ids: list[str] | None = None,
+                    counting: Counting | None = None) -> DataFrame:
     """`keep` columns of `df` (default: all), then the added columns of `names`; no row added or lost.
 
     Narrowed outputs go through mapInArrow (only the kept columns and the features
@@ -259,13 +263,14 @@ def score_dataframe(spark: SparkSession, df: DataFrame, artifact: Artifact, keep
     other columns in the JVM (passing every column through Python as well was no
     faster, bench/README.md). `passing` forces the choice: True = mapInArrow,
     False = the Arrow UDF. `decision` (default: the artifact's threshold) sets the flag.
+    `counting` counts the features for drift in the same pass (adspark/drift.py).
     """
     names = names or OutputNames()
     if keep is None:
-        return score_with_udf(spark, df, artifact, names, decision, ids)
+        return score_with_udf(spark, df, artifact, names, decision, ids, counting)
     fields = {f.name: f for f in df.schema.fields}
     use = len(keep) < len(df.columns) if passing is None else passing
     if use and arrow_safe([fields[c] for c in keep]):
-        return score_passing(spark, df, artifact, keep, names, decision, ids)
-    scored = score_with_udf(spark, df, artifact, names, decision, ids)
+        return score_passing(spark, df, artifact, keep, names, decision, ids, counting)
+    scored = score_with_udf(spark, df, artifact, names, decision, ids, counting)
     return scored.select(*[column(c) for c in keep], *[column(c) for c in names.added])

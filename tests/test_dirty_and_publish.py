@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import json
 import os
 import subprocess
 import sys
@@ -132,12 +133,17 @@ def test_task_retry_gives_identical_output_and_total_failure_keeps_previous(trai
     assert retried.returncode == 0, retried.stderr[-3000:]
     assert "injected fault" in retried.stderr  # the first attempt really failed
     faulted = pd.read_parquet(clean_out).sort_values("txn_id").reset_index(drop=True)
+    faulted_drift = json.loads((clean_out / "_adspark_run.json").read_text())["drift"]
 
     clean = _submit_score(cfg_path, None, tmp_path)
     assert clean.returncode == 0, clean.stderr[-3000:]
     expected = pd.read_parquet(clean_out).sort_values("txn_id").reset_index(drop=True)
     assert len(faulted) == len(expected) == len(dataset[0]) and faulted["txn_id"].is_unique
     pd.testing.assert_frame_equal(faulted, expected)
+    # drift counted in the scoring pass: the retried task's rows once, as in the clean run
+    clean_drift = json.loads((clean_out / "_adspark_run.json").read_text())["drift"]
+    assert faulted_drift["sample_rows"] == clean_drift["sample_rows"] == len(dataset[0])
+    assert faulted_drift["features"] == clean_drift["features"]
 
     before = snapshot(clean_out)
     failed = _submit_score(cfg_path, "always", tmp_path)

@@ -115,6 +115,7 @@ def test_score_records_drift_and_warns_once_naming_the_shifted_column(
     run = json.loads((tmp_path / "out" / "_adspark_run.json").read_text())
     d = run["drift"]
     assert d["drifted"] == ["a"] and d["features"]["a"]["psi"] > 1.0
+    assert d["counted_in_scoring"] and d["sample_rows"] == 3000  # every input row, counted once
     assert all(d["features"][c]["psi"] < 0.1 for c in ["amount", "b", "count", "merchant"])
     assert {"psi", "ks", "null_rate"} <= set(d["features"]["b"])
     assert d["score_psi"] > 0.0 and d["flag_rate"]["current"] == run["flagged_rate"]

@@ -62,7 +62,10 @@ def _drift_section(drift: dict[str, Any]) -> str:
              pct(features[c]["null_rate"]), "drift" if o else "ok"] for c, o in zip(names, over, strict=True)]
     chart = plots.bars(names, [features[c]["psi"] for c in names], "PSI per feature (against training)",
                        "population stability index", limit=max_psi, highlight=over)
-    note = (f'<p class="note">On a seeded sample of {fmt(drift.get("sample_rows"))} input rows. PSI over the '
+    counted = fmt(drift.get("sample_rows"))
+    basis = (f"Over all {counted} input rows, counted in the scoring pass." if drift.get("counted_in_scoring")
+             else f"On a seeded sample of {counted} input rows.")
+    note = (f'<p class="note">{esc(basis)} PSI over the '
             "training deciles plus a null bucket (0.1: small shift, 0.25: large); KS: the largest gap between "
             "the two cumulative distributions (numeric columns).</p>")
     headers = ["column", "PSI", "KS", "null rate (training)", "null rate (tonight)", "status"]

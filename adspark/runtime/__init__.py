@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from adspark.runtime.base import (
     SCORERS,
+    Counting,
     Scorer,
     batch_scorer,
     build_scorer,
     cached_scorer,
+    counted,
     onnx_session,
     unpack_payload,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "KNOWN_KINDS",
     "SCORERS",
     "AutoencoderScorer",
+    "Counting",
     "EnsembleScorer",
     "ForestScorer",
     "GanScorer",
@@ -42,6 +45,7 @@ __all__ = [
     "batch_scorer",
     "build_scorer",
     "cached_scorer",
+    "counted",
     "onnx_session",
     "unpack_payload",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -206,23 +207,55 @@ def result_struct(results: list[pa.Array], percentile: bool, explain: int) -> pa
 
 
 def batch_scorer(
-    key: str, payload: Any, percentile: bool = False, explain: int = 0
+    key: str, payload: Any, percentile: bool = False, explain: int = 0, counting: Counting | None = None
 ) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
     """The body of the scoring UDF: feature struct batches in, float64 scores out.
 
     With `percentile` or `explain`, each batch comes out as a struct of the score,
     its percentile and its top-`explain` reasons, all from one scoring pass.
     `payload` is a Spark broadcast of (manifest JSON, {file name: bytes}); it is
-    only dereferenced when a worker has no cached scorer for `key` yet.
+    only dereferenced when a worker has no cached scorer for `key` yet. With
+    `counting` (a drift Tally and its accumulator), the batches' features are
+    also counted for drift (adspark/drift.py).
     """
 
     def score(batches: Iterator[pa.StructArray]) -> Iterator[pa.Array]:
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
-        for batch in batches:
-            if percentile or explain:
-                yield result_struct(scorer.results(batch.flatten(), percentile, explain), percentile, explain)
-            else:
-                yield pa.array(scorer.score_arrays(batch.flatten()), type=pa.float64())
+        with counted(counting) as count:
+            for batch in batches:
+                arrays = batch.flatten()
+                count(arrays)
+                if percentile or explain:
+                    yield result_struct(scorer.results(arrays, percentile, explain), percentile, explain)
+                else:
+                    yield pa.array(scorer.score_arrays(arrays), type=pa.float64())
 
     return score
+
+
+Counting = tuple[Any, Any]  # (adspark.drift.Tally, a Spark accumulator of drift.PartitionCounts)
+
+
+@contextmanager
+def counted(counting: Counting | None) -> Iterator[Callable[[list[pa.Array]], None]]:
+    """A function counting one batch's features for drift; the task's total goes to the accumulator at the end.
+
+    The total is added only when the task's batches all went through, keyed by
+    partition, so a retried task replaces its counts rather than adding them again.
+    """
+    if counting is None:
+        yield lambda arrays: None
+        return
+    tally, sink = counting
+    total = tally.zero()
+
+    def count(arrays: list[pa.Array]) -> None:
+        nonlocal total
+        total = total + tally.count(arrays)
+
+    yield count
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    sink.add({context.partitionId() if context is not None else 0: total})
 
