@@ -185,22 +185,29 @@ class Tally:
         return np.zeros(int(self.offsets[-1]), dtype=np.float64)
 
     def count(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> np.ndarray:
-        """One batch's counts (a flat vector; `compare` reads it back)."""
+        """One batch's counts (a flat vector; `compare` reads it back).
+
+        The numeric columns are sorted once, together; every count is then a
+        search of the reference's few edges in a sorted column.
+        """
         parts: list[np.ndarray] = []
-        for i, _, edges, quantiles in self.numeric:
-            x = _numeric(arrays[i])
-            finite = x[np.isfinite(x)]
-            k = len(quantiles)
-            below = np.bincount(np.searchsorted(quantiles, finite, side="right"), minlength=k + 1)[:k].cumsum()
-            at_or_below = np.bincount(np.searchsorted(quantiles, finite, side="left"), minlength=k + 1)[:k].cumsum()
-            parts += [_bin_counts(finite, edges.tolist()), np.array([x.size - finite.size]), below, at_or_below]
-        for i, _, values in self.categorical:
+        if self.numeric:
+            values = np.vstack([_numeric(arrays[i]) for i, _, _, _ in self.numeric])
+            finite = np.count_nonzero(np.isfinite(values), axis=1)
+            ordered = np.sort(values, axis=1)  # NaN (every missing value) sorts last
+            for row, (_, _, edges, quantiles) in enumerate(self.numeric):
+                col = ordered[row, : finite[row]]
+                at_edges = np.searchsorted(col, edges, side="right")
+                bins = np.diff(np.concatenate([[0], at_edges, [col.size]]))
+                parts += [bins, np.array([values.shape[1] - col.size]), np.searchsorted(col, quantiles, side="left"),
+                          np.searchsorted(col, quantiles, side="right")]
+        for i, _, known in self.categorical:
             arr = arrays[i].cast(pa.string())
             found = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(arr).to_pylist()
                      if v["values"] is not None}
-            known = [found.get(v, 0) for v in values]
+            counts = [found.get(v, 0) for v in known]
             nulls = arr.null_count
-            parts.append(np.asarray([*known, len(arr) - nulls - sum(known), nulls], dtype=np.float64))
+            parts.append(np.asarray([*counts, len(arr) - nulls - sum(counts), nulls], dtype=np.float64))
         return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]) if parts else self.zero()
 
     def rows(self, counts: np.ndarray) -> int:

@@ -90,7 +90,7 @@ class Monitor:
         self.reference: dict[str, Any] | None = artifact.manifest.get("reference")
         self.features: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
-        self.total_rows: int | None = None  # counted for the drift sample; sizes the progress line
+        self.total_rows: int | None = None  # counted for the lstm's drift sample; sizes the progress line
         self.counting: Counting | None = None  # (drift.Tally, accumulator) for the scoring pass
         self.sample_rows = 0
         self._cut: float | None = None  # a score below the top rows, from the score counts
@@ -111,13 +111,13 @@ class Monitor:
         ref = self.reference
         numeric, categorical = list(ref.get("numeric", {})), list(ref.get("categorical", {}))
         m = self.cfg.monitor
-        self.total_rows = df.count()
         if self.artifact.kind != "lstm":
             schema = self.artifact.input_schema
             crossing = [c["name"] for role in ("numeric", "categorical") for c in schema if c["role"] == role]
             sink: Any = self.spark.sparkContext.accumulator({}, cast(Any, drift.PartitionCounts()))
             self.counting = (drift.Tally(ref, crossing), sink)  # in the order the features reach the UDF
             return
+        self.total_rows = df.count()
         with progress(self.spark, "drift"):
             sample = sample_input(df, numeric, categorical, m.sample_rows, self.cfg.train.seed, self.total_rows)
         self.sample_rows = sample.num_rows
