@@ -37,6 +37,7 @@ from adspark.progress import progress
 from adspark.publish import RUN_REPORT
 from adspark.runtime import Counting
 from adspark.schema import column, feature_columns
+from adspark.scoring import model_feature_names
 
 log = logging.getLogger("adspark.monitor")
 TOP_ROWS = 20
@@ -100,7 +101,8 @@ class Monitor:
         return self.reference is not None and self.cfg.monitor.drift
 
     def check_input(self, df: DataFrame) -> None:
-        """Feature drift on a seeded sample; DriftError under `on_drift: fail`."""
+        """Set up drift counting for the scoring pass (row-wise kinds), or compare a seeded sample now
+        (lstm; DriftError there under `on_drift: fail`)."""
         if self.reference is None:
             log.info("the model in %s has no drift reference (trained by an older adspark); drift skipped",
                      self.artifact.path)
@@ -109,14 +111,12 @@ class Monitor:
             return
         start = time.perf_counter()
         ref = self.reference
+        if self.artifact.kind != "lstm":
+            sink: Any = self.spark.sparkContext.accumulator({}, cast(Any, drift.PartitionCounts()))
+            self.counting = (drift.Tally(ref, model_feature_names(self.artifact)), sink)
+            return
         numeric, categorical = list(ref.get("numeric", {})), list(ref.get("categorical", {}))
         m = self.cfg.monitor
-        if self.artifact.kind != "lstm":
-            schema = self.artifact.input_schema
-            crossing = [c["name"] for role in ("numeric", "categorical") for c in schema if c["role"] == role]
-            sink: Any = self.spark.sparkContext.accumulator({}, cast(Any, drift.PartitionCounts()))
-            self.counting = (drift.Tally(ref, crossing), sink)  # in the order the features reach the UDF
-            return
         self.total_rows = df.count()
         with progress(self.spark, "drift"):
             sample = sample_input(df, numeric, categorical, m.sample_rows, self.cfg.train.seed, self.total_rows)

@@ -43,13 +43,16 @@ NO_BYTE_CHECK = 2**31 - 1  # Int.MaxValue: the one value at which Spark skips th
 FIXED_WIDTH = (T.NumericType, T.BooleanType, T.DateType, T.TimestampType, T.TimestampNTZType)
 
 
-def _feature_names(artifact: Artifact, role: str) -> list[str]:
-    return [c["name"] for c in artifact.input_schema if c["role"] == role]
+def model_feature_names(artifact: Artifact) -> list[str]:
+    """The artifact's feature columns in the order they cross into Python: numeric, then categorical."""
+    return [c["name"] for role in ("numeric", "categorical") for c in artifact.input_schema if c["role"] == role]
 
 
 def model_features(artifact: Artifact) -> list[Column]:
     """The artifact's feature columns as they cross into Python (cast on the JVM side)."""
-    return feature_columns(_feature_names(artifact, "numeric"), _feature_names(artifact, "categorical"))
+    names = model_feature_names(artifact)
+    numeric = sum(c["role"] == "numeric" for c in artifact.input_schema)
+    return feature_columns(names[:numeric], names[numeric:])
 
 
 def _bytes_setting(value: str) -> int | None:

@@ -369,13 +369,13 @@ def ablation_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def leave_one_out(rows: list[Row], metric: int = 0) -> str:
+def leave_one_out(rows: list[Row], metric: int = 0, baseline: str = "baseline") -> str:
     """For each table: the variant with the best mean ROC-AUC on the others, and how it does there.
 
-    Only variants measured on every table the baseline ran on compete, over those tables.
+    Only variants measured on every table `baseline` ran on compete, over those tables.
     """
     m = means(rows)
-    tables = [t for t in quality.TABLES if ("baseline", t) in m]
+    tables = [t for t in quality.TABLES if (baseline, t) in m]
     variants = [v for v in dict.fromkeys(r.variant for r in rows) if v != "sk_iforest"]
     variants = [v for v in variants if all((v, t) in m for t in tables)]
 
@@ -387,7 +387,7 @@ def leave_one_out(rows: list[Row], metric: int = 0) -> str:
         f"{len(variants)} variants on the {len(tables)} tables they all ran on; chosen on all of them: `{chosen_all}`.",
         "",
         "| held-out table | chosen on the others | its ROC-AUC / PR-AUC there | all-table choice there |"
-        " baseline there | IsolationForest there | held-out ≥ IF |",
+        f" {baseline} there | IsolationForest there | held-out ≥ IF |",
         "|---|---|---|---|---|---|---|",
     ]
     for t in tables:
@@ -395,7 +395,7 @@ def leave_one_out(rows: list[Row], metric: int = 0) -> str:
         iforest = m.get(("sk_iforest", t), (float("nan"), float("nan")))
         lines.append(
             f"| {t} | `{v}` | {m[(v, t)][0]:.3f} / {m[(v, t)][1]:.3f} | {m[(chosen_all, t)][0]:.3f} |"
-            f" {m[('baseline', t)][0]:.3f} | {iforest[0]:.3f} / {iforest[1]:.3f} |"
+            f" {m[(baseline, t)][0]:.3f} | {iforest[0]:.3f} / {iforest[1]:.3f} |"
             f" {'yes' if m[(v, t)][0] >= iforest[0] else 'no'} |"
         )
     return "\n".join(lines)

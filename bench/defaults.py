@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality
-from ablation import Row, means
+from ablation import Row, leave_one_out, means
 
 SHARED = ("wilt", "wdbc", "breastw", "ionosphere", "glass", "pima", "pendigits", "mnist")
 
@@ -102,27 +102,6 @@ def candidate_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def leave_one_out(rows: list[Row]) -> str:
-    m = means(rows)
-    tables = [t for t in quality.TABLES if ("defaults", t) in m]
-    names = [v for v in dict.fromkeys(r.variant for r in rows) if v != PEER and all((v, t) in m for t in tables)]
-
-    def best(on: list[str]) -> str:
-        return max(names, key=lambda v: float(np.mean([m[(v, t)][0] for t in on])))
-
-    chosen = best(tables)
-    lines = [f"{len(names)} candidates measured on every table `defaults` ran on ({len(tables)}); chosen on all of "
-             f"them: `{chosen}`.", "",
-             "| held-out table | chosen on the others | its ROC-AUC / PR-AUC there | IsolationForest there "
-             "| held-out ≥ IF |", "|---|---|---|---|---|"]
-    for t in tables:
-        v = best([o for o in tables if o != t])
-        peer = m.get((PEER, t), (float("nan"), float("nan")))
-        lines.append(f"| {t} | `{v}` | {m[(v, t)][0]:.3f} / {m[(v, t)][1]:.3f} | {peer[0]:.3f} / {peer[1]:.3f} | "
-                     f"{'yes' if m[(v, t)][0] >= peer[0] else 'no'} |")
-    return "\n".join(lines)
-
-
 README_BEGIN = "<!-- defaults-table:begin -->"
 README_END = "<!-- defaults-table:end -->"
 
@@ -150,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         tables = ["glass", "wdbc"] if args.smoke else [t.strip() for t in args.datasets.split(",")]
         seeds = [0] if args.smoke else [int(s) for s in args.seeds.split(",")]
         rows = run(names, tables, seeds, args.save)
-    text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + leave_one_out(rows)
+    text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + leave_one_out(rows, baseline="defaults")
     print(text)
     if args.write_readme:
         path = Path(__file__).with_name("README.md")

@@ -89,6 +89,7 @@ class AutoencoderDetector(Detector):
         x = self.preprocessor.network_input(features)
         n, d = x.shape
         frozen = frozen_mask(x)
+        pinned = x[0, frozen] if n else np.zeros(0, dtype=x.dtype)  # the frozen features' training values
         train_rows, val_rows = split_rows(n, t.validation_split, t.seed)
         m = self.cfg.model
         hidden = m.hidden or default_hidden(informative_width(frozen))
@@ -103,7 +104,7 @@ class AutoencoderDetector(Detector):
             settings = TrainSettings.from_config(self.cfg, label, epochs=t.epochs_for(len(train_rows)))
             result = train(family, train_rows, val_rows, settings)
             recon = model.predict(x[result.kept], batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
-            pin_frozen(recon, frozen, x[0, frozen] if n else [])
+            pin_frozen(recon, frozen, pinned)
             sq_err += np.mean(np.square(features[result.kept] - recon), axis=0)
             files[f"autoencoder_{member}.onnx"] = export_onnx(model, d)
             summary.append(result.info)
@@ -115,7 +116,7 @@ class AutoencoderDetector(Detector):
             "error_scale": scale.tolist(),
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
-            "frozen_values": x[0, frozen].tolist() if n else [],
+            "frozen_values": pinned.tolist(),
         }
         self.training_ = {"members": summary}
         return spec, files

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from adspark.errors import TrainingError
 from adspark.models.base import Detector, import_keras
+from adspark.models.reconstruction import frozen_mask
 from adspark.models.training import (
     EVAL_BATCH,
     KerasFamily,
@@ -167,7 +168,7 @@ class LstmDetector(Detector):
     ) -> dict[str, Any]:
         """Error scales and weights frozen from the training predictions."""
         width = num.shape[1]
-        frozen = np.all(num == num[:1], axis=0) if len(num) else np.zeros(width, dtype=bool)
+        frozen = frozen_mask(num)
         z = numeric_z(num, out, width, SIGMA_MIN)
         scale = np.sqrt(np.mean(np.square(z), axis=0)) if width else np.zeros(0)
         floor = max(1e-2, 0.1 * float(np.median(scale))) if width else 1.0

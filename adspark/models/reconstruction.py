@@ -1,5 +1,7 @@
 """What the reconstruction families (autoencoder, GAN) share: frozen features and the error scale.
 
+The LSTM finds its frozen numeric inputs with the same `frozen_mask`.
+
 A feature constant over the training sample (a missing indicator of a column
 with no nulls, a category bucket that never fired) carries no information. The
 network sees it pinned at its training value and is not sized for it, and the
