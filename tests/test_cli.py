@@ -37,6 +37,19 @@ def _call(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
 
 
+def run_kind(tmp_path: Path, model: dict[str, object]) -> pd.DataFrame:
+    """`adspark run` (a subprocess, local[2]) of `model` on the 1,500-row table; its output, every row once."""
+    df = make_table(1500, seed=5)
+    cfg = job_dict(tmp_path, write_parquet(df, tmp_path / "data"), model=model,
+                   spark={"spark.master": "local[2]", "spark.ui.enabled": "false"})  # fmt: skip
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(cfg))
+    ran = _call([*_adspark(), "run", "--config", str(tmp_path / "job.yaml")], tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    out = pd.read_parquet(tmp_path / "out").sort_values("txn_id")
+    assert out["txn_id"].tolist() == list(range(1500))  # every row once
+    return out
+
+
 def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     return lines[-1] if lines else ""

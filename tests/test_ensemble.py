@@ -7,15 +7,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
-import yaml
 
 from adspark.config import parse_config
 from adspark.models import make_detector
 from adspark.runtime.ensemble import RankTransform
-from tests.conftest import N_OUTLIERS, job_dict, make_table, write_parquet
+from tests.conftest import N_OUTLIERS, make_table
 
 NUMERIC = ["amount", "a", "b", "count"]
 SMALL = {"model": {"kind": "ensemble", "n_estimators": 50},
@@ -84,16 +82,9 @@ def _fingerprint(model_dir: Path) -> dict[str, object]:
 
 def test_cli_run_and_train_twice_give_the_same_artifact(tmp_path) -> None:
     """Same config, same input, two fresh processes: identical ONNX bytes, thresholds and manifests."""
-    from tests.test_cli import _adspark, _call
+    from tests.test_cli import _adspark, _call, run_kind
 
-    df = make_table(1500, seed=5)
-    cfg = job_dict(tmp_path, write_parquet(df, tmp_path / "data"), model=SMALL["model"],
-                   spark={"spark.master": "local[2]", "spark.ui.enabled": "false"})  # fmt: skip
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(cfg))
-    ran = _call([*_adspark(), "run", "--config", str(tmp_path / "job.yaml")], tmp_path)
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    out = pd.read_parquet(tmp_path / "out").sort_values("txn_id")
-    assert out["txn_id"].tolist() == list(range(1500))  # every row once
+    out = run_kind(tmp_path, SMALL["model"])
     assert 5 <= out["is_anomaly"].sum() <= 40
     assert out.loc[out["label"] == 1, "anomaly_score"].median() > out["anomaly_score"].quantile(0.75)
     again = _call([*_adspark(), "train", "--config", str(tmp_path / "job.yaml"), "--model-dir",

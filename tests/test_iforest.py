@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
-import yaml
 
 from adspark.config import parse_config
 from adspark.models import make_detector
-from tests.conftest import N_OUTLIERS, job_dict, make_table, write_parquet
+from tests.conftest import N_OUTLIERS, make_table
 
 NUMERIC = ["amount", "a", "b", "count"]
 
@@ -97,16 +95,9 @@ def test_config_keys() -> None:
 
 
 def test_cli_run_end_to_end(tmp_path) -> None:
-    from tests.test_cli import _adspark, _call
+    from tests.test_cli import _adspark, _call, run_kind
 
-    df = make_table(1500, seed=5)
-    cfg = job_dict(tmp_path, write_parquet(df, tmp_path / "data"), model={"kind": "iforest"},
-                   spark={"spark.master": "local[2]", "spark.ui.enabled": "false"})  # fmt: skip
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(cfg))
-    ran = _call([*_adspark(), "run", "--config", str(tmp_path / "job.yaml")], tmp_path)
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    out = pd.read_parquet(tmp_path / "out").sort_values("txn_id")
-    assert out["txn_id"].tolist() == list(range(1500))  # every row once
+    out = run_kind(tmp_path, {"kind": "iforest"})
     assert np.all((out["anomaly_score"] > 0) & (out["anomaly_score"] < 1))
     assert 5 <= out["is_anomaly"].sum() <= 40  # about 1% of 1500
     inspected = _call([*_adspark(), "inspect", str(tmp_path / "model")], tmp_path).stdout
