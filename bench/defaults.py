@@ -44,9 +44,12 @@ def _layers(code_divisor: int) -> Callable[[int], list[int]]:
 
 # name -> (config overrides, default layer sizes rule or None for the shipped one)
 CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] = {
-    "defaults": ({}, None),  # the code layer at d // 2
+    "defaults": ({}, None),  # the code layer at d // 2, error knee 2
+    "knee_none": ({"model": {"error_knee": None}}, None),  # squared errors throughout (the earlier default)
+    "knee_1.5": ({"model": {"error_knee": 1.5}}, None),
+    "knee_3": ({"model": {"error_knee": 3.0}}, None),
     "ensemble_3": ({"model": {"ensemble": 3}}, None),
-    "code_quarter": ({}, _layers(4)),  # the earlier default
+    "code_quarter": ({}, _layers(4)),  # the default before the half-width code
     "code_quarter_ensemble_3": ({"model": {"ensemble": 3}}, _layers(4)),
     "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
 }

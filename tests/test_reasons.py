@@ -26,16 +26,20 @@ def test_scores_stay_bit_identical_and_shares_sum_to_one(trained, dataset) -> No
     df = dataset[0]
     scores, parts, expected = scorer.explain_arrays(_arrays(df))
     np.testing.assert_array_equal(scores, scorer.score_arrays(_arrays(df)))
-    # the score as computed before reasons existed: weighted scaled squared error, summed per row, with the
-    # features constant in training compared with their training value
+    # the score as computed before reasons existed: weighted scaled squared error, softened beyond the knee,
+    # summed per row, with the features constant in training compared with their training value
     features = scorer.preprocessor.transform(_arrays(df))
     x = scorer.network_input(features)
     before = np.zeros(len(df))
+    k2 = art.manifest["model"]["error_knee"] ** 2
     for session, name in zip(scorer.sessions, scorer.input_names, strict=True):
         recon = session.run(None, {name: x})[0].astype(np.float64)
         recon[:, scorer.frozen] = scorer.frozen_values
-        before += np.sum(np.square((features - recon) / scorer.error_scale) * scorer.weights, axis=1)
-    np.testing.assert_array_equal(scores, before / len(scorer.sessions))
+        sq = np.square((features - recon) / scorer.error_scale)
+        soft = (sq > k2) & scorer.softened  # a frozen feature's move counts in full
+        sq = np.where(soft, k2 * (1.0 + np.log(np.maximum(sq, k2) / k2)), sq)
+        before += np.sum(sq * scorer.weights, axis=1)
+    np.testing.assert_allclose(scores, before / len(scorer.sessions), rtol=1e-12)
     assert parts is not None and expected is not None and parts.shape == (len(df), len(COLUMNS))
     np.testing.assert_allclose(parts.sum(axis=1), scores, rtol=1e-9)  # the parts are the score, split by column
     assert np.all(np.isnan(expected[:, 4])) and np.all(np.isfinite(expected[:, :4]))

@@ -116,6 +116,7 @@ class AutoencoderDetector(Detector):
             "error_scale": scale.tolist(),
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
+            "error_knee": self.cfg.model.error_knee,
             "frozen_values": pinned.tolist(),
         }
         self.training_ = {"members": summary}

@@ -273,6 +273,7 @@ class GanDetector(Detector):
             "score_alpha": m.score_alpha,
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
+            "error_knee": self.cfg.model.error_knee,
             "frozen_values": x[0, frozen].tolist(),
             **self._scales(nets, features, x, kept, frozen),
         }

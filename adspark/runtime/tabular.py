@@ -9,6 +9,30 @@ import numpy as np
 from adspark.runtime.base import Explanation, Scorer, column_owners, expected_values, grouping, onnx_session
 
 
+def soften(squared: np.ndarray, knee: float | None, columns: np.ndarray | None = None) -> np.ndarray:
+    """Squared scaled errors e^2, kept up to knee^2 and knee^2 * (1 + log(e^2 / knee^2)) beyond (in place).
+
+    Each feature's error is in units of its typical training error. Without a knee,
+    a feature that is rarely anything but its usual value (a pixel that is almost
+    always blank, a flag that almost never fires) puts hundreds of squared units
+    into a row's score whenever it moves, and rows where several features are off
+    together rank below rows where one such feature moved. Beyond the knee a
+    feature's part grows logarithmically: continuous, with a continuous slope, and
+    still increasing, so a larger error always scores higher. Chosen on the shared
+    tables (bench/defaults.py). `knee` None keeps the plain square (artifacts
+    written before the knee existed); `columns` (a boolean mask) limits it to some
+    features.
+    """
+    if knee is None:
+        return squared
+    k2 = knee * knee
+    above = squared > k2
+    if columns is not None:
+        above &= columns
+    squared[above] = k2 * (1.0 + np.log(squared[above] / k2))
+    return squared
+
+
 class ReconstructionScorer(Scorer):
     """Shared by the families that reconstruct their input: the network input and the error.
 
@@ -26,6 +50,11 @@ class ReconstructionScorer(Scorer):
         self.weights = np.asarray(spec["feature_weights"], dtype=np.float64)
         self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
         self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
+        self.knee = spec.get("error_knee")
+        # A frozen feature that moves (a category never seen in training, a null in a never-null column) is
+        # new, not rare: its error is not softened, so one such move still flags the row.
+        self.softened = np.ones(len(self.error_scale), dtype=bool)
+        self.softened[self.frozen] = False
         self.grouping = grouping(column_owners(self.preprocessor), len(self.preprocessor.columns))
         self.numeric_count = len(self.preprocessor.numeric_columns)
 
@@ -39,12 +68,12 @@ class ReconstructionScorer(Scorer):
         return np.sum(self.error_parts(features, recon), axis=1)
 
     def error_parts(self, features: np.ndarray, recon: np.ndarray) -> np.ndarray:
-        """Per row and feature: the weighted scaled squared error whose row sum is reconstruction_error.
+        """Per row and feature: the weighted, softened, scaled squared error; its row sum is reconstruction_error.
 
         Pins the frozen features of `recon` (a float64 array the caller owns) to their training values.
         """
         recon[:, self.frozen] = self.frozen_values
-        return np.square((features - recon) / self.error_scale) * self.weights
+        return soften(np.square((features - recon) / self.error_scale), self.knee, self.softened) * self.weights
 
     def explained(self, parts: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feature parts grouped to input columns, and the reconstructed numeric columns in input units."""
