@@ -4,7 +4,8 @@
 
 Runs adspark's own sequence plan unchanged (stream keys, shuffle, sort, blocks, the Arrow
 round trip, the checks and the publish) with a UDF body that returns 0.0 for every event
-instead of building windows and calling onnxruntime. `score` minus this job is what the
+(and, when the output asks for them, its percentile and equal-share reasons) instead of building
+windows and calling onnxruntime. `score` minus this job is what the
 model costs on the executors; this job minus `identity` is what ordering the streams costs.
 """
 
@@ -19,12 +20,24 @@ import pyarrow as pa
 
 from adspark import sequences
 from adspark.cli import main
+from adspark.runtime.base import cached_scorer, result_struct, unpack_payload
 
 
-def no_model(key: str, payload: Any) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
+def no_model(
+    key: str, payload: Any, percentile: bool = False, explain: int = 0
+) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
+    """sequences.sequence_batch_scorer's signature and output type, without the network."""
+
     def score(batches: Iterator[pa.StructArray]) -> Iterator[pa.Array]:
+        scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
         for batch in batches:
-            yield pa.array(np.zeros(len(batch)), type=pa.float64())
+            zeros = np.zeros(len(batch))
+            if not (percentile or explain):
+                yield pa.array(zeros, type=pa.float64())
+                continue
+            shape = (len(batch), len(scorer.preprocessor.columns))
+            parts, expected = (np.ones(shape), np.full(shape, np.nan)) if explain else (None, None)
+            yield result_struct(scorer.package(zeros, parts, expected, percentile, explain), percentile, explain)
 
     return score
 
