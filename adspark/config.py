@@ -91,8 +91,10 @@ class ModelConfig(_Strict):
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
     # autoencoder, gan: a feature's error (in typical training errors) counts squared up to this many,
-    # logarithmically beyond (adspark/runtime/tabular.py, soften); null = squared throughout
-    error_knee: float | None = Field(2.0, gt=0.0)
+    # logarithmically beyond (adspark/runtime/tabular.py, soften); null (the default) = squared throughout.
+    # Helps tables of rarely-moving features (pixels, flags); costs single strong relationship breaks
+    # (bench/README.md, "The error knee").
+    error_knee: float | None = Field(None, gt=0.0)
     # --- kind: autoencoder -------------------------------------------------------
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
     batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's

@@ -44,8 +44,8 @@ def _layers(code_divisor: int) -> Callable[[int], list[int]]:
 
 # name -> (config overrides, default layer sizes rule or None for the shipped one)
 CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] = {
-    "defaults": ({}, None),  # the code layer at d // 2, error knee 2
-    "knee_none": ({"model": {"error_knee": None}}, None),  # squared errors throughout (the earlier default)
+    "defaults": ({}, None),  # the code layer at d // 2, squared errors throughout
+    "knee_2": ({"model": {"error_knee": 2.0}}, None),
     "knee_1.5": ({"model": {"error_knee": 1.5}}, None),
     "knee_3": ({"model": {"error_knee": 3.0}}, None),
     "ensemble_3": ({"model": {"ensemble": 3}}, None),

@@ -30,12 +30,15 @@ def test_soften_keeps_squares_below_the_knee_and_grows_logarithmically_beyond() 
 def test_the_knee_is_in_the_manifest_and_an_artifact_without_it_scores_plain_squares(small_detector) -> None:
     det, table = small_detector
     manifest = det.manifest_()
-    assert manifest["model"]["error_knee"] == 2.0
+    assert manifest["model"]["error_knee"] is None  # the default: squared throughout
     arrays = [table.column(c) for c in det.preprocessor.columns]
-    softened = build_scorer(manifest, det.files_).score_arrays(arrays)
-    old = copy.deepcopy(manifest)
-    del old["model"]["error_knee"]
-    plain = build_scorer(old, det.files_).score_arrays(arrays)
+    plain = build_scorer(manifest, det.files_).score_arrays(arrays)
+    older = copy.deepcopy(manifest)
+    del older["model"]["error_knee"]  # written before the key existed
+    np.testing.assert_array_equal(build_scorer(older, det.files_).score_arrays(arrays), plain)
+    kneed = copy.deepcopy(manifest)
+    kneed["model"]["error_knee"] = 2.0
+    softened = build_scorer(kneed, det.files_).score_arrays(arrays)
     # softening only lowers the parts beyond the knee: some rows drop, none rise, rows within it stay
     assert np.all(plain >= softened)
     lowered = plain > softened
@@ -44,7 +47,7 @@ def test_the_knee_is_in_the_manifest_and_an_artifact_without_it_scores_plain_squ
 
 
 def test_error_knee_config() -> None:
-    assert parse_config({}).model.error_knee == 2.0
-    assert parse_config({"model": {"error_knee": None}}).model.error_knee is None
+    assert parse_config({}).model.error_knee is None
+    assert parse_config({"model": {"error_knee": 2}}).model.error_knee == 2.0
     with pytest.raises(ConfigError, match="error_knee"):
         parse_config({"model": {"error_knee": 0}})

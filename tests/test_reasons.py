@@ -1,5 +1,6 @@
 """top_features: each row's reasons from the scorers' own per-column errors."""
 
+import copy
 import itertools
 
 import numpy as np
@@ -20,24 +21,27 @@ def _arrays(df: pd.DataFrame) -> list[pa.Array]:
     return [*(pa.array(df[c].astype("float64")) for c in FEATURES), pa.array(df["merchant"])]
 
 
-def test_scores_stay_bit_identical_and_shares_sum_to_one(trained, dataset) -> None:
+@pytest.mark.parametrize("knee", [None, 2.0])
+def test_scores_stay_bit_identical_and_shares_sum_to_one(trained, dataset, knee) -> None:
     art = trained["artifact"]
-    scorer = build_scorer(art.manifest, art.files)
+    manifest = copy.deepcopy(art.manifest)
+    manifest["model"]["error_knee"] = knee  # None: squared throughout (the default)
+    scorer = build_scorer(manifest, art.files)
     df = dataset[0]
     scores, parts, expected = scorer.explain_arrays(_arrays(df))
     np.testing.assert_array_equal(scores, scorer.score_arrays(_arrays(df)))
-    # the score as computed before reasons existed: weighted scaled squared error, softened beyond the knee,
-    # summed per row, with the features constant in training compared with their training value
+    # the score by hand: weighted scaled squared error (softened beyond the knee), summed per row, with the
+    # features constant in training compared with their training value
     features = scorer.preprocessor.transform(_arrays(df))
     x = scorer.network_input(features)
     before = np.zeros(len(df))
-    k2 = art.manifest["model"]["error_knee"] ** 2
     for session, name in zip(scorer.sessions, scorer.input_names, strict=True):
         recon = session.run(None, {name: x})[0].astype(np.float64)
         recon[:, scorer.frozen] = scorer.frozen_values
         sq = np.square((features - recon) / scorer.error_scale)
-        soft = (sq > k2) & scorer.softened  # a frozen feature's move counts in full
-        sq = np.where(soft, k2 * (1.0 + np.log(np.maximum(sq, k2) / k2)), sq)
+        if knee is not None:
+            k2, soft = knee**2, (sq > knee**2) & scorer.softened  # a frozen feature's move counts in full
+            sq = np.where(soft, k2 * (1.0 + np.log(np.maximum(sq, k2) / k2)), sq)
         before += np.sum(sq * scorer.weights, axis=1)
     np.testing.assert_allclose(scores, before / len(scorer.sessions), rtol=1e-12)
     assert parts is not None and expected is not None and parts.shape == (len(df), len(COLUMNS))

@@ -18,10 +18,12 @@ def soften(squared: np.ndarray, knee: float | None, columns: np.ndarray | None =
     into a row's score whenever it moves, and rows where several features are off
     together rank below rows where one such feature moved. Beyond the knee a
     feature's part grows logarithmically: continuous, with a continuous slope, and
-    still increasing, so a larger error always scores higher. Chosen on the shared
-    tables (bench/defaults.py). `knee` None keeps the plain square (artifacts
-    written before the knee existed); `columns` (a boolean mask) limits it to some
-    features.
+    still increasing, so a larger error always scores higher. It also compresses
+    one strong error (a pair of columns far off its line) into the range of rows
+    with several moderate ones, so it is off by default (bench/README.md, "The
+    error knee"). `knee` None keeps the plain square (the default, and artifacts
+    written before the knee existed); `columns` (a boolean mask) limits it to
+    some features.
     """
     if knee is None:
         return squared
