@@ -29,10 +29,9 @@ from _results import machine_line, write_section
 
 
 def pairs(n: int, seed: int) -> tuple[pa.Table, list[str], list[str]]:
-    r = np.random.default_rng(seed)
-    z1, z2 = r.normal(size=n), r.normal(size=n)
-    cols = {"x1": z1, "x2": z1, "x3": z2, "x4": z2}
-    return pa.table({k: v + 0.3 * r.normal(size=n) for k, v in cols.items()}), list(cols), []
+    from tests.conftest import PAIRS, pairs_table
+
+    return pairs_table(n, seed), list(PAIRS), []
 
 
 def transactions(n: int, seed: int) -> tuple[pa.Table, list[str], list[str]]:

@@ -46,6 +46,16 @@ def make_table(n: int = 4000, seed: int = 0, outliers: int = N_OUTLIERS) -> pd.D
     return df
 
 
+PAIRS = ["x1", "x2", "x3", "x4"]
+
+
+def pairs_table(n: int, seed: int) -> pa.Table:
+    """Two hidden factors, each seen through two noisy columns (x1, x2 = z1 + noise; x3, x4 = z2 + noise)."""
+    r = np.random.default_rng(seed)
+    z1, z2 = r.normal(size=n), r.normal(size=n)
+    return pa.table({c: z + 0.3 * r.normal(size=n) for c, z in zip(PAIRS, (z1, z1, z2, z2), strict=True)})
+
+
 def write_parquet(df: pd.DataFrame, path: Path, files: int = 3) -> str:
     path.mkdir(parents=True, exist_ok=True)
     for i, part in enumerate(np.array_split(np.arange(len(df)), files)):

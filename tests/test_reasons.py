@@ -43,7 +43,7 @@ def test_scores_stay_bit_identical_and_shares_sum_to_one(trained, dataset, knee)
             k2, soft = knee**2, (sq > knee**2) & scorer.softened  # a frozen feature's move counts in full
             sq = np.where(soft, k2 * (1.0 + np.log(np.maximum(sq, k2) / k2)), sq)
         before += np.sum(sq * scorer.weights, axis=1)
-    np.testing.assert_allclose(scores, before / len(scorer.sessions), rtol=1e-12)
+    np.testing.assert_array_equal(scores, before / len(scorer.sessions))
     assert parts is not None and expected is not None and parts.shape == (len(df), len(COLUMNS))
     np.testing.assert_allclose(parts.sum(axis=1), scores, rtol=1e-9)  # the parts are the score, split by column
     assert np.all(np.isnan(expected[:, 4])) and np.all(np.isfinite(expected[:, :4]))
