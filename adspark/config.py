@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,8 @@ from pydantic import (
 )
 
 from adspark.errors import ConfigError
+
+log = logging.getLogger("adspark.config")
 
 
 class _Strict(BaseModel):
@@ -241,9 +244,16 @@ class MonitorConfig(_Strict):
 
     max_psi: float = Field(0.25, gt=0)  # a feature whose PSI exceeds this has drifted
     on_drift: Literal["warn", "fail"] = "warn"  # fail: exit code 3, nothing published
-    sample_rows: int = Field(200_000, ge=100)  # lstm: seeded sample of the input the drift is computed on
+    # Configs written for earlier versions (where the lstm's drift came from a sample) still load.
+    sample_rows: int | None = Field(None, ge=100)
     drift: bool = True  # compute drift at all
     report: bool = True  # write _adspark_report.html beside _adspark_run.json
+
+    @model_validator(mode="after")
+    def _no_sample(self) -> MonitorConfig:
+        if self.sample_rows is not None:
+            log.warning("monitor.sample_rows is ignored: drift is counted over every input row in the scoring pass")
+        return self
 
 
 class JobConfig(_Strict):

@@ -12,15 +12,15 @@ It is stored in the artifact's manifest under `reference`.
 At scoring, a `Tally` counts the night's feature values at the reference's edges:
 per numeric feature the PSI bins, the nulls, and the values below and at or below
 each reference quantile; per categorical feature each known value, all others and
-the nulls. Counts add up, so the row-wise kinds count inside the scoring UDF, on
-the batches the executors already hold (no second scan of the input); the counts
+the nulls. Counts add up, so every kind counts inside the scoring UDF, on the
+batches the executors already hold (no second scan of the input); the counts
 travel back per partition in a Spark accumulator (`PartitionCounts`), keyed by
 partition so a retried task replaces its counts instead of adding them twice.
-The sequence kind, whose blocks repeat context rows, counts a seeded sample
-instead. From the counts, `Tally.compare` gives per feature the PSI over the
-reference bins (null bucket included), the two-sample KS statistic against the
-reference quantiles (exact: both ECDFs only step at those points or between them,
-where the counts bound them), and the null rates. The score's PSI and the flag
+The sequence scorer skips the context rows its blocks repeat. From the counts,
+`Tally.compare` gives per feature the PSI over the reference bins (null bucket
+included), the two-sample KS statistic against the reference quantiles (exact:
+both ECDFs only step at those points or between them, where the counts bound
+them), and the null rates. The score's PSI and the flag
 rate come from the written output (its score column counted at the score edges).
 """
 

@@ -1,17 +1,18 @@
 """The Spark side of watching a scoring run: feature drift, score counts, top rows, the run report.
 
-`Monitor.check_input` runs before the scoring pass. For the row-wise kinds it sets up
-`counting`: the scoring UDF counts the features it already holds at the reference's
-edges (adspark/drift.py) and the counts come back in an accumulator, so drift costs
-no second scan of the input. For the sequence kind (whose parallel blocks score
-context rows twice) it compares a seeded sample of the input there and then.
+`Monitor.check_input` runs before the scoring pass and sets up `counting`: the
+scoring UDF counts the features it already holds at the reference's edges
+(adspark/drift.py) and the counts come back in an accumulator, so drift costs no
+second scan of the input and covers every row. The sequence scorer, whose
+parallel blocks also read some events as context rows, counts only the rows it
+scores for the output.
 `Monitor.finish` runs inside `publish`, on the verified staging directory and before
 the swap: it compares the counted features, counts the written scores at the
 reference's edges (one pass over the score column), fetches the top-scored rows (the
 score column first, then only the row groups holding the top scores), adds it all to
 the run manifest and writes `_adspark_report.html` into the staging directory, so the
 report is published with the output or not at all. With `monitor.on_drift: fail`,
-drift raises DriftError (in `check_input` or `finish`), so nothing is published.
+drift raises DriftError in `finish`, so nothing is published.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import numpy as np
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -33,10 +33,9 @@ from adspark.artifact import Artifact
 from adspark.config import JobConfig
 from adspark.errors import DriftError
 from adspark.io import HadoopPath
-from adspark.progress import progress
 from adspark.publish import RUN_REPORT
 from adspark.runtime import Counting
-from adspark.schema import column, feature_columns
+from adspark.schema import column
 from adspark.scoring import model_feature_names
 
 log = logging.getLogger("adspark.monitor")
@@ -44,19 +43,6 @@ TOP_ROWS = 20
 TOP_CANDIDATES = 100_000  # at most this many rows above the cut are ordered to find the top ones
 TOP_COLUMNS = 12  # columns of a top row kept in the manifest (ids, reasons, score, then features)
 _KEY = "__adspark_drift_key"
-
-
-def sample_input(df: DataFrame, numeric: list[str], categorical: list[str], max_rows: int, seed: int,
-                 total: int) -> pa.Table:
-    """At most `max_rows` of the `total` rows' features, chosen by a seeded hash of their values."""
-    features = feature_columns(numeric, categorical)
-    if total <= max_rows:
-        return df.select(*features).toArrow()
-    key = F.abs(F.xxhash64(*[column(c) for c in numeric + categorical], F.lit(seed)) % F.lit(2**62))
-    bound = int(min(1.0, 1.1 * max_rows / total) * 2**62)
-    table = df.select(*features, key.alias(_KEY)).where(F.col(_KEY) < F.lit(bound)).toArrow()
-    order = np.argsort(table.column(_KEY).to_numpy(), kind="stable")[:max_rows]
-    return table.take(pa.array(order)).drop([_KEY])
 
 
 def _jsonable(value: Any) -> Any:
@@ -91,7 +77,6 @@ class Monitor:
         self.reference: dict[str, Any] | None = artifact.manifest.get("reference")
         self.features: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
-        self.total_rows: int | None = None  # counted for the lstm's drift sample; sizes the progress line
         self.counting: Counting | None = None  # (drift.Tally, accumulator) for the scoring pass
         self.sample_rows = 0
         self._cut: float | None = None  # a score below the top rows, from the score counts
@@ -100,32 +85,16 @@ class Monitor:
     def active(self) -> bool:
         return self.reference is not None and self.cfg.monitor.drift
 
-    def check_input(self, df: DataFrame) -> None:
-        """Set up drift counting for the scoring pass (row-wise kinds), or compare a seeded sample now
-        (lstm; DriftError there under `on_drift: fail`)."""
+    def check_input(self) -> None:
+        """Set up drift counting for the scoring pass (every kind: the sequence scorer skips context rows)."""
         if self.reference is None:
             log.info("the model in %s has no drift reference (trained by an older adspark); drift skipped",
                      self.artifact.path)
             return
         if not self.cfg.monitor.drift:
             return
-        start = time.perf_counter()
-        ref = self.reference
-        if self.artifact.kind != "lstm":
-            sink: Any = self.spark.sparkContext.accumulator({}, cast(Any, drift.PartitionCounts()))
-            self.counting = (drift.Tally(ref, model_feature_names(self.artifact)), sink)
-            return
-        numeric, categorical = list(ref.get("numeric", {})), list(ref.get("categorical", {}))
-        m = self.cfg.monitor
-        self.total_rows = df.count()
-        with progress(self.spark, "drift"):
-            sample = sample_input(df, numeric, categorical, m.sample_rows, self.cfg.train.seed, self.total_rows)
-        self.sample_rows = sample.num_rows
-        if not sample.num_rows:
-            return  # an empty night: nothing to compare
-        self.features = drift.compare_features(ref, sample)
-        self.timings["drift_sample_s"] = round(time.perf_counter() - start, 3)
-        self._judge()
+        sink: Any = self.spark.sparkContext.accumulator({}, cast(Any, drift.PartitionCounts()))
+        self.counting = (drift.Tally(self.reference, model_feature_names(self.artifact)), sink)
 
     def _counted_features(self) -> None:
         """The features counted in the scoring pass, compared with the reference (row-wise kinds)."""

@@ -152,9 +152,10 @@ def _scored(spark: SparkSession, df: DataFrame, artifact: Artifact, cols: list[s
             block_events: int, names: OutputNames, decision: Decision, counting: Counting | None = None) -> DataFrame:
     """The output columns plus the scores; sequence models score each event in its stream's order.
 
-    `counting` (row-wise kinds only) counts the features for drift in the scoring pass."""
+    `counting` counts the features for drift in the scoring pass."""
     if artifact.kind == "lstm":
-        scored = score_sequences(spark, df, artifact, ids, block_events, outputs=names, decision=decision)
+        scored = score_sequences(spark, df, artifact, ids, block_events, outputs=names, decision=decision,
+                                 counting=counting)
         return scored.select(*[column(c) for c in cols], *[column(c) for c in names.added])
     return score_dataframe(spark, df, artifact, keep=cols, names=names, decision=decision, ids=ids,
                            counting=counting)
@@ -220,7 +221,7 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     ids = list(cfg.columns.id)
     decision = decision_for(cfg, artifact)
     monitor = Monitor(spark, cfg, artifact, ids)
-    monitor.check_input(df)  # drift counting set up (or, for sequences, a sample compared)
+    monitor.check_input()  # drift counting set up for the scoring pass
     observed, source = observe_input(df, ids)
     scored = scored_frame(spark, cfg, observed, artifact, decision, monitor.counting)
     run_info = {
@@ -237,7 +238,7 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
         "timings": report.timings,
     }
     try:
-        with _Timer(report, "score_write_s"), progress(spark, "scoring", report.input_rows or monitor.total_rows):
+        with _Timer(report, "score_write_s"), progress(spark, "scoring", report.input_rows or None):
             stats, manifest = publish(spark, scored, cfg.output, ids, source, run_info, finish=monitor.finish)
     finally:
         decision.release()

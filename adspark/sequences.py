@@ -13,11 +13,12 @@ exact position in its stream, block = position // block_events, and the last
 `window` events of each block are copied into the next block as context rows.
 The scorer reads context rows as history only and they are dropped after it, so
 each event sees exactly the `window` events before it: the scores are the same,
-bit for bit, as one sequential scan of the stream. Positions come from a
+bit for bit, as one sequential scan of the stream. The context flag crosses into
+Python too, so that drift counting in the same pass skips context rows. Positions come from a
 row_number over (stream, time bucket) plus the bucket's offset, so no step sorts
 a whole stream on one core either. One Arrow UDF walks each partition in order
 and carries only the last `window` events from batch to batch. Only the segment
-key and the features cross into Python; every other column stays in the JVM.
+key, the context flag and the features cross into Python; every other column stays in the JVM.
 
 Training: the unit of sampling is a piece of a stream, (stream, time block),
 chosen by a seeded hash, so the sample holds whole runs of consecutive events
@@ -37,6 +38,7 @@ from pyspark.sql import types as T
 
 from adspark.artifact import Artifact
 from adspark.decisions import Decision
+from adspark.runtime import Counting
 from adspark.runtime.sequence import STREAM_COL, sequence_batch_scorer
 from adspark.schema import OutputNames, Roles, column, feature_columns
 from adspark.scoring import broadcast_artifact, result_type, scalar_iter_udf, with_flag, with_score
@@ -170,11 +172,12 @@ def with_blocks(keyed: DataFrame, order: list[Column], t: Column, long: DataFram
 
 def score_sequences(spark: SparkSession, df: DataFrame, artifact: Artifact, ids: list[str],
                     block_events: int = BLOCK_EVENTS, outputs: OutputNames | None = None,
-                    decision: Decision | None = None) -> DataFrame:
+                    decision: Decision | None = None, counting: Counting | None = None) -> DataFrame:
     """`df` with the score, flag (and percentile, reasons), each event scored against its own stream's history.
 
     Streams longer than `block_events` are scored in
     parallel blocks with the same scores as a sequential scan (see the module doc).
+    `counting` counts every event's features for drift in the same pass (context rows excluded).
     """
     outputs = outputs or OutputNames()
     names = {role: [c["name"] for c in artifact.input_schema if c["role"] == role]
@@ -197,15 +200,18 @@ def score_sequences(spark: SparkSession, df: DataFrame, artifact: Artifact, ids:
         spread = short.unionByName(blocked).repartition(F.col(STREAM_COL), F.col(_BLOCK_COL))
         ordered = spread.sortWithinPartitions(F.col(STREAM_COL), F.col(_BLOCK_COL), F.col(_POS_COL), *order[1:])
         segment = F.xxhash64(F.col(STREAM_COL), F.col(_BLOCK_COL))
+        context = F.col(_CONTEXT_COL)
     else:
         spread = keyed.repartition(F.col(STREAM_COL)) if roles.entity else keyed.repartition(1)
         ordered = spread.sortWithinPartitions(*order)
         segment = F.col(STREAM_COL)
+        context = F.lit(False)
     body = sequence_batch_scorer(artifact.digest, broadcast_artifact(spark, artifact),
-                                 outputs.percentile is not None, outputs.explain if outputs.reasons else 0)
+                                 outputs.percentile is not None, outputs.explain if outputs.reasons else 0, counting)
     # Nondeterministic: the optimizer must not move the UDF away from the sorted order it relies on.
     udf = scalar_iter_udf(body, result_type(outputs)).asNondeterministic()
-    crossing = [segment.alias(_SEGMENT_COL), *feature_columns(roles.numeric, roles.categorical)]
+    crossing = [segment.alias(_SEGMENT_COL), context.alias(_CONTEXT_COL),
+                *feature_columns(roles.numeric, roles.categorical)]
     scored = with_score(spark, ordered, udf, crossing, outputs)
     if long:
         scored = scored.where(~F.col(_CONTEXT_COL)).drop(_BLOCK_COL, _POS_COL, _CONTEXT_COL)

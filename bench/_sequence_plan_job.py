@@ -3,7 +3,7 @@
     python bench/_sequence_plan_job.py score --config C ...
 
 Runs adspark's own sequence plan unchanged (stream keys, shuffle, sort, blocks, the Arrow
-round trip, the checks and the publish) with a UDF body that returns 0.0 for every event
+round trip, drift counting, the checks and the publish) with a UDF body that returns 0.0 for every event
 (and, when the output asks for them, its percentile and equal-share reasons) instead of building
 windows and calling onnxruntime. `score` minus this job is what the
 model costs on the executors; this job minus `identity` is what ordering the streams costs.
@@ -20,26 +20,35 @@ import pyarrow as pa
 
 from adspark import sequences
 from adspark.cli import main
-from adspark.runtime.base import cached_scorer, result_struct, unpack_payload
+from adspark.runtime.base import Counting, cached_scorer, counted, result_struct, unpack_payload
+from adspark.runtime.sequence import own_events
 
 
 def no_model(
-    key: str, payload: Any, percentile: bool = False, explain: int = 0
+    key: str, payload: Any, percentile: bool = False, explain: int = 0, counting: Counting | None = None
 ) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
-    """sequences.sequence_batch_scorer's signature and output type, without the network."""
+    """sequences.sequence_batch_scorer's signature and output type, without the network (drift still counted)."""
 
     def score(batches: Iterator[pa.StructArray]) -> Iterator[pa.Array]:
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
-        for batch in batches:
-            zeros = np.zeros(len(batch))
-            if not (percentile or explain):
-                yield pa.array(zeros, type=pa.float64())
-                continue
-            shape = (len(batch), len(scorer.preprocessor.columns))
-            parts, expected = (np.ones(shape), np.full(shape, np.nan)) if explain else (None, None)
-            yield result_struct(scorer.package(zeros, parts, expected, percentile, explain), percentile, explain)
+        with counted(counting) as count:
+            yield from _zeros(scorer, batches, count, percentile, explain)
 
     return score
+
+
+def _zeros(scorer: Any, batches: Iterator[pa.StructArray], count: Callable[[list[pa.Array]], None],
+           percentile: bool, explain: int) -> Iterator[pa.Array]:
+    for batch in batches:
+        arrays = batch.flatten()
+        count(own_events(arrays[1], arrays[2:]))
+        zeros = np.zeros(len(batch))
+        if not (percentile or explain):
+            yield pa.array(zeros, type=pa.float64())
+            continue
+        shape = (len(batch), len(scorer.preprocessor.columns))
+        parts, expected = (np.ones(shape), np.full(shape, np.nan)) if explain else (None, None)
+        yield result_struct(scorer.package(zeros, parts, expected, percentile, explain), percentile, explain)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,10 @@ def test_min_steps_raises_the_epochs_of_a_small_sample() -> None:
     assert parse_config({}).train.epochs_for(200) == 30  # off by default
     with pytest.raises(ConfigError, match="train.min_steps"):
         parse_config({"train": {"min_steps": -1}})
+
+
+def test_monitor_sample_rows_of_older_configs_loads_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="adspark"):
+        cfg = parse_config({"monitor": {"sample_rows": 50_000}})
+    assert cfg.monitor.drift
+    assert any("monitor.sample_rows is ignored" in r.getMessage() for r in caplog.records)

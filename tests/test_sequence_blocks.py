@@ -4,7 +4,8 @@ One model is trained on a skewed event log (one host with half of the events amo
 many short hosts, a few null timestamps, a burst of early events followed by a gap
 so that a time bucket ends inside a stream's first `window` events). Scores with
 blocks of every size must equal the scores of the whole stream read in order on
-the driver, and the runs on local[1] and local[4] must agree.
+the driver, and the runs on local[1] and local[4] must agree. Drift, counted in the
+same pass, must count each event once, however many blocks read it as context.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import yaml
 from adspark import pipeline
 from adspark.artifact import load_artifact
 from adspark.config import parse_config
+from adspark.drift import compare_features
 from adspark.runtime import build_scorer
 from adspark.runtime.sequence import STREAM_COL
 from adspark.schema import resolve_roles
@@ -92,7 +94,19 @@ def scored(spark: Any, cfg: Any, out: Path, block_events: int) -> pd.Series:
     assert report.output_rows == report.input_rows == 1000
     got = spark.read.parquet(str(out)).select("event_id", "anomaly_score").toPandas()
     assert got["event_id"].is_unique and len(got) == 1000  # every event exactly once, context rows dropped
+    check_drift_counts(spark, cfg, out)
     return got.set_index("event_id")["anomaly_score"].sort_index()
+
+
+def check_drift_counts(spark: Any, cfg: Any, out: Path) -> None:
+    """Drift was counted in the scoring pass over each event once (context rows not), as over the whole table."""
+    counted = json.loads((out / "_adspark_run.json").read_text())["drift"]
+    assert counted["counted_in_scoring"] and counted["sample_rows"] == 1000
+    whole = spark.read.parquet(str(cfg.input.path)).select("latency_ms", "template").toArrow()
+    expected = compare_features(load_artifact(str(cfg.model_dir)).manifest["reference"], whole)
+    for name, values in expected.items():
+        assert counted["features"][name]["psi"] == pytest.approx(values["psi"], abs=1e-12), name
+        assert counted["features"][name]["null_rate"] == values["null_rate"], name
 
 
 @pytest.mark.parametrize("block_events", [3, 37, 10**9])

@@ -26,12 +26,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from adspark.features import CODE_PAD, Preprocessor
 from adspark.runtime.base import (
+    Counting,
     Scorer,
     cached_scorer,
     column_owners,
+    counted,
     expected_values,
     grouping,
     onnx_session,
@@ -200,11 +203,14 @@ class LstmScorer(Scorer):
 
 
 def sequence_batch_scorer(
-    key: str, payload: Any, percentile: bool = False, explain: int = 0
+    key: str, payload: Any, percentile: bool = False, explain: int = 0, counting: Counting | None = None
 ) -> Callable[[Iterator[pa.StructArray]], Iterator[pa.Array]]:
-    """The scoring UDF body: struct batches (stream key, features...) in stream order, scores out.
+    """The scoring UDF body: struct batches (stream key, context flag, features...) in stream order, scores out.
 
     With `percentile` or `explain`: a struct of score, percentile and reasons per event.
+    A context row (true flag: a copy of an event that another block scores) is read as
+    history and scored like the rest, and Spark drops its result; with `counting`, every
+    other row's features are counted for drift, so each input event is counted once.
 
     One call per Spark task: the history starts empty for every partition, and
     every stream lies wholly inside one partition.
@@ -214,15 +220,24 @@ def sequence_batch_scorer(
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
         assert isinstance(scorer, LstmScorer)
         history = scorer.empty_history()
-        for batch in batches:
-            arrays = batch.flatten()
-            keys = arrays[0].to_numpy(zero_copy_only=False)
-            scores, parts, expected, history = scorer.explain_events(keys, arrays[1:], history, explain > 0)
-            if percentile or explain:
-                yield result_struct(scorer.package(scores, parts, expected, percentile, explain),
-                                    percentile, explain)
-            else:
-                yield pa.array(scores, type=pa.float64())
+        with counted(counting) as count:
+            for batch in batches:
+                arrays = batch.flatten()
+                keys = arrays[0].to_numpy(zero_copy_only=False)
+                count(own_events(arrays[1], arrays[2:]))
+                scores, parts, expected, history = scorer.explain_events(keys, arrays[2:], history, explain > 0)
+                if percentile or explain:
+                    yield result_struct(scorer.package(scores, parts, expected, percentile, explain),
+                                        percentile, explain)
+                else:
+                    yield pa.array(scores, type=pa.float64())
 
     return score
 
+
+def own_events(context: pa.Array, features: list[pa.Array]) -> list[pa.Array]:
+    """The features of the rows that are not context rows (a context flag of true)."""
+    if not pc.any(context).as_py():
+        return features
+    keep = pc.invert(pc.fill_null(context, False))
+    return [a.filter(keep) for a in features]
