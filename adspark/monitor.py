@@ -42,7 +42,6 @@ log = logging.getLogger("adspark.monitor")
 TOP_ROWS = 20
 TOP_CANDIDATES = 100_000  # at most this many rows above the cut are ordered to find the top ones
 TOP_COLUMNS = 12  # columns of a top row kept in the manifest (ids, reasons, score, then features)
-_KEY = "__adspark_drift_key"
 
 
 def _jsonable(value: Any) -> Any:
@@ -97,7 +96,7 @@ class Monitor:
         self.counting = (drift.Tally(self.reference, model_feature_names(self.artifact)), sink)
 
     def _counted_features(self) -> None:
-        """The features counted in the scoring pass, compared with the reference (row-wise kinds)."""
+        """The features counted in the scoring pass, compared with the reference."""
         if self.counting is None:
             return
         tally, sink = self.counting
