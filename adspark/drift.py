@@ -20,8 +20,8 @@ The sequence scorer skips the context rows its blocks repeat. From the counts,
 `Tally.compare` gives per feature the PSI over the reference bins (null bucket
 included), the two-sample KS statistic against the reference quantiles (exact:
 both ECDFs only step at those points or between them, where the counts bound
-them), and the null rates. The score's PSI and the flag
-rate come from the written output (its score column counted at the score edges).
+them), and the null rates. The score's PSI and the flag rate come from the
+written output (its score column counted at the score edges).
 """
 
 from __future__ import annotations
