@@ -7,9 +7,7 @@ import pytest
 
 from adspark.config import parse_config
 from adspark.errors import ConfigError
-from adspark.models.reconstruction import softened_inputs
 from adspark.runtime import build_scorer
-from adspark.runtime.base import column_owners
 from adspark.runtime.tabular import soften
 
 
@@ -29,77 +27,27 @@ def test_soften_keeps_squares_below_the_knee_and_grows_logarithmically_beyond() 
                                   [[4.0 * (1.0 + np.log(25.0)), 100.0, 1.0]])
 
 
-def test_softened_inputs_are_the_rarely_moving_features_that_moved_in_training() -> None:
-    rng = np.random.default_rng(0)
-    n = 1000
-    features = np.column_stack([
-        rng.normal(size=n),                                    # continuous: no ties
-        np.where(rng.random(n) < 0.8, 0.0, rng.normal(size=n)),  # mostly 0: rare
-        np.where(np.arange(n) < 490, 1.0, rng.normal(size=n)),   # 49% at one value: not rare
-        np.where(np.arange(n) < 500, 1.0, rng.normal(size=n)),   # 50%: rare
-        np.zeros(n),                                           # frozen: never softened
-    ])
-    frozen = np.array([False, False, False, False, True])
-    assert softened_inputs(features, frozen, "rare") == [1, 3]
-    assert softened_inputs(features, frozen, "all") == [0, 1, 2, 3]
-    assert softened_inputs(features[:0], frozen, "rare") == [0, 1, 2, 3]  # an empty sample decides nothing
-
-
-def test_the_default_knee_softens_only_the_rare_features(small_detector) -> None:
+def test_the_knee_is_in_the_manifest_and_an_artifact_without_it_scores_plain_squares(small_detector) -> None:
     det, table = small_detector
     manifest = det.manifest_()
-    spec = manifest["model"]
-    assert spec["error_knee"] == 1.5
-    owners = column_owners(det.preprocessor)
-    columns = det.preprocessor.columns
-    # the merchant buckets that fired in training (50/30/10/10%: each at 0 in at least half the rows), not
-    # the continuous numerics, the Poisson count (its mode holds about 22%) or frozen indicators
-    softened = spec["softened_inputs"]
-    assert {columns[owners[i]] for i in softened} == {"merchant"}
-    assert not set(softened) & set(spec["frozen_inputs"])
-    assert len(softened) == 4
-    arrays = [table.column(c) for c in columns]
-    default = build_scorer(manifest, det.files_).score_arrays(arrays)
-    np.testing.assert_array_equal(default, det.decision_function(table))
-    squared = copy.deepcopy(manifest)
-    squared["model"]["error_knee"] = None
-    plain = build_scorer(squared, det.files_).score_arrays(arrays)
-    # continuous columns are never softened, and no merchant bucket's error reaches the knee here: on this
-    # transactions table the default scores exactly as squared errors, so the a/b break counts in full
-    np.testing.assert_array_equal(plain, default)
-
-
-def test_an_artifact_without_the_knee_keys_scores_as_it_did(small_detector) -> None:
-    det, table = small_detector
-    manifest = det.manifest_()
+    assert manifest["model"]["error_knee"] is None  # the default: squared throughout
     arrays = [table.column(c) for c in det.preprocessor.columns]
-    plain = copy.deepcopy(manifest)
-    plain["model"]["error_knee"] = None
-    squared = build_scorer(plain, det.files_).score_arrays(arrays)
+    plain = build_scorer(manifest, det.files_).score_arrays(arrays)
     older = copy.deepcopy(manifest)
-    del older["model"]["error_knee"], older["model"]["softened_inputs"]  # written before either key existed
-    np.testing.assert_array_equal(build_scorer(older, det.files_).score_arrays(arrays), squared)
-    # a knee without the list (written before the list existed) softens every feature but the frozen ones
-    kneed = copy.deepcopy(older)
+    del older["model"]["error_knee"]  # written before the key existed
+    np.testing.assert_array_equal(build_scorer(older, det.files_).score_arrays(arrays), plain)
+    kneed = copy.deepcopy(manifest)
     kneed["model"]["error_knee"] = 2.0
-    scorer = build_scorer(kneed, det.files_)
-    frozen = np.zeros(len(scorer.softened), dtype=bool)
-    frozen[manifest["model"]["frozen_inputs"]] = True
-    np.testing.assert_array_equal(scorer.softened, ~frozen)
-    softened = scorer.score_arrays(arrays)
-    assert np.all(squared >= softened)
-    lowered = squared > softened
-    assert 0 < lowered.sum() < len(squared)
-    assert np.max(squared) > 3 * np.max(softened)
+    softened = build_scorer(kneed, det.files_).score_arrays(arrays)
+    # softening only lowers the parts beyond the knee: some rows drop, none rise, rows within it stay
+    assert np.all(plain >= softened)
+    lowered = plain > softened
+    assert 0 < lowered.sum() < len(plain)
+    assert np.max(plain) > 3 * np.max(softened)
 
 
 def test_error_knee_config() -> None:
-    model = parse_config({}).model
-    assert model.error_knee == 1.5 and model.knee_features == "rare"
+    assert parse_config({}).model.error_knee is None
     assert parse_config({"model": {"error_knee": 2}}).model.error_knee == 2.0
-    assert parse_config({"model": {"error_knee": None}}).model.error_knee is None
-    assert parse_config({"model": {"knee_features": "all"}}).model.knee_features == "all"
     with pytest.raises(ConfigError, match="error_knee"):
         parse_config({"model": {"error_knee": 0}})
-    with pytest.raises(ConfigError, match="knee_features"):
-        parse_config({"model": {"knee_features": "some"}})
