@@ -93,11 +93,13 @@ class ModelConfig(_Strict):
     hidden: list[int] | None = None
     activation: Literal["relu", "elu", "tanh", "leaky_relu"] = "relu"
     ensemble: int = Field(1, ge=1, le=16)
-    # autoencoder, gan: a feature's error (in typical training errors) counts squared up to this many,
-    # logarithmically beyond (adspark/runtime/tabular.py, soften); null (the default) = squared throughout.
-    # Helps tables of rarely-moving features (pixels, flags); costs single strong relationship breaks
-    # (bench/README.md, "The error knee").
-    error_knee: float | None = Field(None, gt=0.0)
+    # autoencoder, gan: a softened feature's error (in typical training errors) counts squared up to this
+    # many, logarithmically beyond (adspark/runtime/tabular.py, soften); null = squared throughout.
+    # `knee_features` says which features are softened: "rare" (numeric features at one value in at least
+    # half of the training rows: pixels, grades, mostly-zero counts) or "all" that moved in training. Chosen on the
+    # shared benchmark (bench/README.md, "The error knee").
+    error_knee: float | None = Field(1.5, gt=0.0)
+    knee_features: Literal["rare", "all"] = "rare"
     # --- kind: autoencoder -------------------------------------------------------
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
     batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's

@@ -11,9 +11,11 @@ IsolationForest runs beside it on the same matrix. Labels only score. bench/abla
 replica explores a larger grid faster, but its differences of a few hundredths did not carry over to
 the real detector, so defaults are chosen here.
 
-Leave-one-table-out: for each table T, the candidate with the best mean ROC-AUC over the other tables
-(seeds averaged) is "the default chosen without T"; the report gives its ROC-AUC and PR-AUC on T next
-to IsolationForest's.
+Leave-one-table-out: for each table T, the candidate at or above IsolationForest's ROC-AUC on the most
+of the other tables (seeds averaged), the best mean ROC-AUC there among those, is "the default chosen
+without T"; the report gives its ROC-AUC and PR-AUC on T next to IsolationForest's. Wins come first
+because the quality target is per table: a default that gains a hundredth of mean by losing a table is
+not better.
 """
 
 from __future__ import annotations
@@ -44,13 +46,16 @@ def _layers(code_divisor: int) -> Callable[[int], list[int]]:
 
 # name -> (config overrides, default layer sizes rule or None for the shipped one)
 CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] = {
-    "defaults": ({}, None),  # the code layer at d // 2, squared errors throughout
-    "knee_2": ({"model": {"error_knee": 2.0}}, None),
-    "knee_1.5": ({"model": {"error_knee": 1.5}}, None),
-    "knee_3": ({"model": {"error_knee": 3.0}}, None),
+    "defaults": ({}, None),  # the code layer at d // 2, a knee of 1.5 on the rarely-moving features
+    "squared": ({"model": {"error_knee": None}}, None),  # squared errors throughout (the earlier default)
+    "knee_rare_0.75": ({"model": {"error_knee": 0.75}}, None),
+    "knee_rare_1": ({"model": {"error_knee": 1.0}}, None),
+    "knee_rare_2": ({"model": {"error_knee": 2.0}}, None),
+    "knee_rare_3": ({"model": {"error_knee": 3.0}}, None),
+    "knee_all_1.5": ({"model": {"knee_features": "all"}}, None),
+    "knee_all_2": ({"model": {"error_knee": 2.0, "knee_features": "all"}}, None),
     "ensemble_3": ({"model": {"ensemble": 3}}, None),
     "code_quarter": ({}, _layers(4)),  # the default before the half-width code
-    "code_quarter_ensemble_3": ({"model": {"ensemble": 3}}, _layers(4)),
     "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
 }
 PEER = "sk_iforest"
@@ -132,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         tables = ["glass", "wdbc"] if args.smoke else [t.strip() for t in args.datasets.split(",")]
         seeds = [0] if args.smoke else [int(s) for s in args.seeds.split(",")]
         rows = run(names, tables, seeds, args.save)
-    text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + leave_one_out(rows, baseline="defaults")
+    loo = leave_one_out(rows, baseline="defaults", wins_first=True)
+    text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + loo
     print(text)
     if args.write_readme:
         path = Path(__file__).with_name("README.md")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from adspark.models.base import Detector, import_keras
-from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen
+from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen, softened_inputs
 from adspark.models.training import (
     EVAL_BATCH,
     KerasFamily,
@@ -117,6 +117,9 @@ class AutoencoderDetector(Detector):
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "error_knee": self.cfg.model.error_knee,
+            "softened_inputs": softened_inputs(
+                features, frozen, self.cfg.model.knee_features, len(self.preprocessor.numeric_ or [])
+            ),
             "frozen_values": pinned.tolist(),
         }
         self.training_ = {"members": summary}

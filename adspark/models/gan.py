@@ -59,7 +59,7 @@ import numpy as np
 from adspark.errors import TrainingError
 from adspark.models.autoencoder import default_hidden
 from adspark.models.base import Detector, import_keras
-from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen
+from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen, softened_inputs
 from adspark.models.training import (
     EVAL_BATCH,
     FAMILY_STREAM,
@@ -273,7 +273,10 @@ class GanDetector(Detector):
             "score_alpha": m.score_alpha,
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
-            "error_knee": self.cfg.model.error_knee,
+            "error_knee": m.error_knee,
+            "softened_inputs": softened_inputs(
+                features, frozen, m.knee_features, len(self.preprocessor.numeric_ or [])
+            ),
             "frozen_values": x[0, frozen].tolist(),
             **self._scales(nets, features, x, kept, frozen),
         }

@@ -11,7 +11,16 @@ row where it moves tonight is scored by the move alone, not by output noise.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+from scipy import stats
+
+# A numeric feature at one value in at least this share of the training rows is "rarely moving": a pixel
+# that is mostly blank, a count that is mostly 0, a 1-10 grade. Its typical error is tiny, so the knee
+# applies to it (bench/README.md, "The error knee"). Continuous columns have almost no ties and are never
+# softened.
+RARE_SHARE = 0.5
 
 
 def frozen_mask(x: np.ndarray) -> np.ndarray:
@@ -42,3 +51,24 @@ def error_scale(rms: np.ndarray, frozen: np.ndarray) -> np.ndarray:
     informative = rms[~frozen] if np.any(~frozen) else rms
     floor = max(1e-2, 0.1 * float(np.median(informative))) if len(informative) else 1e-2
     return np.maximum(rms, floor)
+
+
+def softened_inputs(
+    features: np.ndarray, frozen: np.ndarray, which: Literal["rare", "all"], numeric: int
+) -> list[int]:
+    """The features whose error the knee softens: "all" that moved in training, or only the "rare" ones.
+
+    A frozen feature is never softened: a move there is new, not rare. "rare" keeps the numeric value
+    features (the first `numeric` of Preprocessor.transform) whose most common training value holds at
+    least RARE_SHARE of the rows. Missing indicators and category buckets follow them and are binary, so
+    their mode always holds half the rows; a category that changes is a whole break (a new merchant on a
+    card), not a small move, and keeps its squared error.
+    """
+    keep = ~frozen
+    if which == "rare":
+        keep[numeric:] = False
+        if len(features):
+            keep[:numeric] &= stats.mode(features[:, :numeric], axis=0, keepdims=False).count >= RARE_SHARE * len(
+                features
+            )
+    return np.flatnonzero(keep).tolist()

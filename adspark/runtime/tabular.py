@@ -18,20 +18,23 @@ def soften(squared: np.ndarray, knee: float | None, columns: np.ndarray | None =
     into a row's score whenever it moves, and rows where several features are off
     together rank below rows where one such feature moved. Beyond the knee a
     feature's part grows logarithmically: continuous, with a continuous slope, and
-    still increasing, so a larger error always scores higher. It also compresses
-    one strong error (a pair of columns far off its line) into the range of rows
-    with several moderate ones, so it is off by default (bench/README.md, "The
-    error knee"). `knee` None keeps the plain square (the default, and artifacts
-    written before the knee existed); `columns` (a boolean mask) limits it to
-    some features.
+    still increasing, so a larger error always scores higher. On a continuous
+    feature it would compress one strong error (a pair of columns far off its
+    line) into the range of rows with several moderate ones, so by default only
+    the rarely-moving features are softened (bench/README.md, "The error knee").
+    `knee` None keeps the plain square (artifacts written before the knee
+    existed); `columns` (a boolean mask) limits it to some features.
     """
     if knee is None:
         return squared
     k2 = knee * knee
-    above = squared > k2
-    if columns is not None:
-        above &= columns
-    squared[above] = k2 * (1.0 + np.log(squared[above] / k2))
+    if columns is None:
+        above = squared > k2
+        squared[above] = k2 * (1.0 + np.log(squared[above] / k2))
+        return squared
+    which = np.flatnonzero(columns)
+    if len(which):  # a table of continuous columns has none: nothing to do per batch
+        squared[..., which] = soften(squared[..., which], knee)
     return squared
 
 
@@ -53,10 +56,15 @@ class ReconstructionScorer(Scorer):
         self.frozen = np.asarray(spec["frozen_inputs"], dtype=np.int64)
         self.frozen_values = np.asarray(spec["frozen_values"], dtype=np.float32)
         self.knee = spec.get("error_knee")
-        # A frozen feature that moves (a category never seen in training, a null in a never-null column) is
-        # new, not rare: its error is not softened, so one such move still flags the row.
-        self.softened = np.ones(len(self.error_scale), dtype=bool)
-        self.softened[self.frozen] = False
+        # Which features the knee softens is decided at fit (models/reconstruction.py, softened_inputs). An
+        # artifact written before that softens every feature but the frozen ones: a frozen feature that moves
+        # (a category never seen in training, a null in a never-null column) is new, not rare.
+        self.softened = np.zeros(len(self.error_scale), dtype=bool)
+        if "softened_inputs" in spec:
+            self.softened[np.asarray(spec["softened_inputs"], dtype=np.int64)] = True
+        else:
+            self.softened[:] = True
+            self.softened[self.frozen] = False
         self.grouping = grouping(column_owners(self.preprocessor), len(self.preprocessor.columns))
         self.numeric_count = len(self.preprocessor.numeric_columns)
 
