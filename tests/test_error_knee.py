@@ -65,7 +65,6 @@ def test_the_default_knee_leaves_continuous_columns_and_categories_squared(small
 
 
 def test_the_default_knee_softens_a_mostly_zero_count(small_detector) -> None:
-    from adspark.config import parse_config
     from adspark.models import make_detector
 
     _, table = small_detector

@@ -118,7 +118,7 @@ class AutoencoderDetector(Detector):
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "error_knee": self.cfg.model.error_knee,
             "softened_inputs": softened_inputs(
-                features, frozen, self.cfg.model.knee_features, len(self.preprocessor.numeric_ or [])
+                features, frozen, self.cfg.model.knee_features, len(self.preprocessor.numeric_columns)
             ),
             "frozen_values": pinned.tolist(),
         }

@@ -275,7 +275,7 @@ class GanDetector(Detector):
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "error_knee": m.error_knee,
             "softened_inputs": softened_inputs(
-                features, frozen, m.knee_features, len(self.preprocessor.numeric_ or [])
+                features, frozen, m.knee_features, len(self.preprocessor.numeric_columns)
             ),
             "frozen_values": x[0, frozen].tolist(),
             **self._scales(nets, features, x, kept, frozen),
