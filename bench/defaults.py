@@ -55,6 +55,8 @@ CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] 
     "knee_all_1.5": ({"model": {"knee_features": "all"}}, None),
     "knee_all_2": ({"model": {"error_knee": 2.0, "knee_features": "all"}}, None),
     "ensemble_3": ({"model": {"ensemble": 3}}, None),
+    "min_steps_60": ({"train": {"min_steps": 60}}, None),
+    "min_steps_120": ({"train": {"min_steps": 120}}, None),
     "code_quarter": ({}, _layers(4)),  # the default before the half-width code
     "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
 }
