@@ -20,6 +20,7 @@ from adspark.config import JobConfig
 from adspark.decisions import Decision, ScoreSummary, decide, flag, top_k_flags
 from adspark.errors import NotFittedError, TrainingError
 from adspark.features import Preprocessor
+from adspark.native_log import DEFAULT_TF_LOG_LEVEL, filtered_native_logs
 from adspark.runtime import Scorer, build_scorer
 
 log = logging.getLogger("adspark.train")
@@ -27,7 +28,7 @@ log = logging.getLogger("adspark.train")
 
 def import_keras() -> Any:
     """Keras with TensorFlow's start-up chatter silenced; only ever on the driver."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", DEFAULT_TF_LOG_LEVEL)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
@@ -79,7 +80,8 @@ class Detector:
             raise TrainingError(f"cannot train on {table.num_rows} row(s): the training sample needs at least 2")
         start = time.perf_counter()
         self.preprocessor.fit(table)
-        model_spec, self.files_ = self._fit_table(table)
+        with filtered_native_logs():
+            model_spec, self.files_ = self._fit_table(table)
         self.scorer_ = build_scorer(self._manifest_core(model_spec), self.files_)
         train_scores = self._score_table(self.scorer_, table)
         if not np.all(np.isfinite(train_scores)):
