@@ -164,7 +164,8 @@ def _console(quiet: bool, verbose: bool) -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
 
-_CAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
+# A line naming an exception: bare (a Python traceback's last line), after Py4J's ": " or a JVM "Caused by: ".
+_CAUSE = re.compile(r"^\s*(?:: |Caused by: )?([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
 
 
 def _one_line(err: BaseException) -> str:

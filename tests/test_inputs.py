@@ -57,3 +57,38 @@ def test_log_names_features_and_ignored_columns(caplog) -> None:
                      "string column `merchant` ignored: list it under columns.categorical to use it",
                      "int column `qty` ignored: list it under columns.numeric (or columns.categorical) to use it",
                      "array<string> column `tags` ignored: this type cannot be a feature"]
+
+
+def test_a_file_in_another_format_is_one_line_naming_it(trained, tmp_path: Path, capsys) -> None:
+    """A CSV file read as Parquet: Py4J's message starts "An error occurred while calling"; the line must
+    carry the JVM's innermost cause, which names the file, and nothing is written."""
+    import yaml
+
+    from adspark import cli
+
+    make_table(50, seed=3).to_csv(tmp_path / "t.csv", index=False)
+    cfg = job_dict(tmp_path, str(tmp_path / "t.csv"), model_dir=str(trained["cfg"].model_dir))
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(cfg))
+    assert cli.main(["score", "--config", str(tmp_path / "job.yaml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("adspark: error: Py4JJavaError: RuntimeException: ")
+    assert f"{tmp_path / 't.csv'} is not a Parquet file" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_line_keeps_the_innermost_cause() -> None:
+    from adspark.cli import _one_line
+
+    class Py4JJavaError(Exception):
+        pass
+
+    text = ("An error occurred while calling o26.parquet.\n"
+            ": org.apache.spark.SparkException: [FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Could not read footer.\n"
+            "\tat org.apache.spark.sql.X.y(X.scala:1)\n"
+            "\tSuppressed: org.apache.spark.SparkException: Exception thrown in awaitResult\n"
+            "Caused by: java.lang.RuntimeException: file:/d/t.csv is not a Parquet file\n"
+            "\tat org.apache.parquet.Z.z(Z.java:2)\n")  # fmt: skip
+    assert _one_line(Py4JJavaError(text)) == "Py4JJavaError: RuntimeException: file:/d/t.csv is not a Parquet file"
+    assert _one_line(Py4JJavaError(text.split("\tat")[0])) == (
+        "Py4JJavaError: SparkException: [FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Could not read footer.")
+    assert _one_line(ValueError("plain message")) == "ValueError: plain message"
