@@ -38,6 +38,8 @@ def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         settings = {**LOCAL_DEFAULTS, "spark.master": "local[*]", **settings}
+        if os.environ.get("ADSPARK_SPARK_LOG_LEVEL") is None:  # -v sets it: then Spark's own configuration
+            settings = with_quiet_log_config(settings)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -47,6 +49,18 @@ def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
     if not str(spark.sparkContext.master).startswith("local"):
         ship_package(spark)
     return spark
+
+
+def with_quiet_log_config(settings: dict[str, str]) -> dict[str, str]:
+    """Point the driver JVM adspark launches at the packaged log4j2 file, unless the config names its own."""
+    key = "spark.driver.extraJavaOptions"
+    options = settings.get(key, "")
+    if "log4j2.configurationFile" in options or "log4j.configurationFile" in options:
+        return settings
+    log_file = Path(__file__).resolve().parent / "log4j2.properties"
+    if not log_file.is_file():
+        return settings
+    return {**settings, key: f"{options} -Dlog4j2.configurationFile={log_file.as_uri()}".strip()}
 
 
 def quiet_hidden_path_warnings(spark: SparkSession) -> None:

@@ -185,3 +185,16 @@ def test_a_normal_score_prints_no_future_warnings_nor_staging_warnings(trained: 
     quiet = _call([*_adspark(), "-q", "score", "--config", str(tmp_path / "job.yaml")], tmp_path)
     assert quiet.returncode == 0 and "scored 4000 rows" in quiet.stdout
     assert " INFO " not in quiet.stderr
+    # the packaged log4j2 file: no JVM start-up chatter (default profile, log level hints, native-hadoop)
+    assert not [ln for ln in quiet.stderr.splitlines() if "log4j" in ln or "setLogLevel" in ln or " WARN " in ln]
+
+
+def test_the_quiet_log_config_keeps_a_users_own(tmp_path: Path) -> None:
+    from adspark.session import with_quiet_log_config
+
+    ours = with_quiet_log_config({"spark.master": "local[2]"})["spark.driver.extraJavaOptions"]
+    assert ours.startswith("-Dlog4j2.configurationFile=file:") and ours.endswith("/adspark/log4j2.properties")
+    added = with_quiet_log_config({"spark.driver.extraJavaOptions": "-Xss4m"})["spark.driver.extraJavaOptions"]
+    assert added.startswith("-Xss4m -Dlog4j2.configurationFile=file:")
+    own = {"spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile=file:/etc/mine.properties"}
+    assert with_quiet_log_config(own) == own
