@@ -26,7 +26,7 @@ from adspark.monitor import Monitor
 from adspark.progress import progress
 from adspark.publish import new_run_id, observe_input, publish
 from adspark.runtime import Counting
-from adspark.sampling import training_sample
+from adspark.sampling import empty_feature_warnings, training_sample
 from adspark.schema import (
     OutputNames,
     Roles,
@@ -97,6 +97,8 @@ def fit_artifact(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport | N
         check_no_missing(df, roles.numeric)
     with _Timer(report, "sample_s"), progress(df.sparkSession, "sampling", rows):
         sample = _sample(cfg, df, roles, rows)
+    for line in empty_feature_warnings(sample, roles.numeric, roles.categorical):
+        log.warning(line)
     log.info("training %s on %d sampled rows, %d features", cfg.model.kind, sample.num_rows, len(roles.features))
     with _Timer(report, "train_s"):
         detector = make_detector(cfg, roles.numeric, roles.categorical).fit(sample)

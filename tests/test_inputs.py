@@ -92,3 +92,18 @@ def test_one_line_keeps_the_innermost_cause() -> None:
     assert _one_line(Py4JJavaError(text.split("\tat")[0])) == (
         "Py4JJavaError: SparkException: [FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Could not read footer.")
     assert _one_line(ValueError("plain message")) == "ValueError: plain message"
+
+
+def test_a_feature_with_no_value_in_the_sample_is_named() -> None:
+    import pyarrow as pa
+
+    from adspark.sampling import empty_feature_warnings
+
+    sample = pa.table({"ok": [1.0, 2.0, float("nan")], "gone": pa.array([None, None, None], pa.float64()),
+                       "inf": [float("inf"), float("-inf"), float("nan")], "flag": [True, None, False],
+                       "price": pa.array([None, None, None], pa.decimal128(10, 2)),
+                       "cat": pa.array([None, None, None], pa.string()), "seg": ["a", None, "b"]})  # fmt: skip
+    lines = empty_feature_warnings(sample, ["ok", "gone", "inf", "flag", "price"], ["cat", "seg"])
+    assert [line.split("`")[1] for line in lines] == ["gone", "inf", "price", "cat"]
+    assert lines[0].startswith("numeric column `gone` has no finite value in the 3 sampled rows")
+    assert lines[3].startswith("categorical column `cat` is null in all 3 sampled rows")
