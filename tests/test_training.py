@@ -101,3 +101,18 @@ def test_step_caps_per_kind() -> None:
     assert parse_config({"model": {"kind": "gan"}}).model.step_cap() == 8000
     assert parse_config({}).model.step_cap() is None  # the autoencoder sees every row every epoch
     assert parse_config({"model": {"max_steps": 50}}).model.step_cap() == 50
+
+
+def test_onnx_export_in_a_fresh_process_prints_no_library_warnings() -> None:
+    """Keras' bundled tf2onnx warns about `np.object` when first imported, i.e. in a user's first fit."""
+    import subprocess
+    import sys
+
+    code = ("from adspark.models.base import import_keras\n"
+            "from adspark.models.training import export_onnx\n"
+            "keras = import_keras()\n"
+            "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])\n"
+            "print(len(export_onnx(model, 3)) > 0)\n")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr[-2000:]
+    assert "Warning" not in proc.stderr.replace("WARNING: All log messages", ""), proc.stderr[-2000:]

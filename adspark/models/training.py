@@ -254,6 +254,7 @@ def export_onnx(model: Any, example: int | np.ndarray | Sequence[np.ndarray]) ->
     names), or an int, the width of a model's single float32 matrix input.
     """
     import tempfile
+    import warnings
     from pathlib import Path
 
     if isinstance(example, int):
@@ -262,7 +263,9 @@ def export_onnx(model: Any, example: int | np.ndarray | Sequence[np.ndarray]) ->
         example = [example]
     batch = list(example)
     model(batch if len(batch) > 1 else batch[0])  # the exporter needs a built, called model
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # Keras' bundled tf2onnx probes `np.object` on import: a FutureWarning about its code, not the model's.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"keras\.src\.export")
         path = Path(tmp) / "model.onnx"
         model.export(str(path), format="onnx", verbose=False)
         return path.read_bytes()
