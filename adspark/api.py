@@ -124,9 +124,11 @@ class AnomalyModel:
         which runs one aggregation over `df` before this returns.
         """
         from adspark.pipeline import check_scorable, scored_frame
+        from adspark.session import check_local_workers
 
         df = _dataframe(df, "transform")
         check_scorable(self.config, df, self.artifact)
+        check_local_workers(_spark(df))
         return scored_frame(_spark(df), self.config, df, self.artifact)
 
     def save(self, path: str | os.PathLike[str]) -> AnomalyModel:

@@ -51,6 +51,45 @@ def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
     return spark
 
 
+# What a Python worker imports to score (adspark/runtime); a local session's workers need it installed.
+WORKER_MODULES = ("adspark", "numpy", "pandas", "pyarrow", "onnxruntime")
+_checked_workers: dict[str, str | None] = {}
+
+
+def check_local_workers(spark: SparkSession) -> None:
+    """In a local session, the interpreter Spark starts Python workers with must import adspark's runtime.
+
+    PySpark takes it from PYSPARK_PYTHON (`python3` on the PATH when unset); the session's own
+    `spark.pyspark.python` does not reach a session started from Python. A mismatch would otherwise
+    surface as `No module named 'adspark'` inside the first task. Clusters are left alone: their
+    executors get adspark's code shipped, and their Python is theirs to set.
+    """
+    import subprocess
+
+    from adspark.errors import ConfigError
+
+    context = getattr(spark, "sparkContext", None)  # absent on Spark Connect
+    if context is None or not str(context.master).startswith("local"):
+        return
+    name = str(getattr(context, "pythonExec", None) or "python3")
+    exe = shutil.which(name) or name
+    if os.path.abspath(exe) == os.path.abspath(sys.executable):
+        return
+    if exe not in _checked_workers:
+        probe = f"import {', '.join(WORKER_MODULES)}"
+        try:
+            done = subprocess.run([exe, "-c", probe], capture_output=True, text=True, timeout=120)
+            last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            _checked_workers[exe] = None if done.returncode == 0 else last
+        except OSError as err:
+            _checked_workers[exe] = str(err)
+    problem = _checked_workers[exe]
+    if problem is not None:
+        raise ConfigError(f"Spark's Python workers run {name!r} ({exe}), which cannot import adspark's runtime "
+                          f"({problem}): set PYSPARK_PYTHON to an interpreter that has adspark installed, e.g. "
+                          f"{sys.executable}, before the SparkSession starts")
+
+
 def with_quiet_log_config(settings: dict[str, str]) -> dict[str, str]:
     """Point the driver JVM adspark launches at the packaged log4j2 file, unless the config names its own."""
     key = "spark.driver.extraJavaOptions"

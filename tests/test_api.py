@@ -117,6 +117,23 @@ def test_schema_errors_are_typed(spark, table: dict, model) -> None:
         adspark.AnomalyModel(model.artifact, {"output": {"columns": ["gone"]}}).transform(df)
 
 
+def test_workers_that_cannot_import_adspark_are_a_config_error_before_any_task(spark, table: dict, model,
+                                                                               tmp_path: Path, monkeypatch) -> None:
+    """A local session whose PYSPARK_PYTHON lacks adspark: one clear error at transform, not a worker crash."""
+    bare = tmp_path / "bare-python"
+    bare.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'adspark'\" >&2\nexit 1\n")
+    bare.chmod(0o755)
+    monkeypatch.setattr(spark.sparkContext, "pythonExec", str(bare))
+    with pytest.raises(adspark.ConfigError, match=r"Spark's Python workers run '.*bare-python'.*No module named "
+                                                  r"'adspark'.*set PYSPARK_PYTHON"):  # fmt: skip
+        model.transform(table["df"])
+    good = tmp_path / "python-with-adspark"  # another path to a working interpreter: probed, then accepted
+    good.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    good.chmod(0o755)
+    monkeypatch.setattr(spark.sparkContext, "pythonExec", str(good))
+    assert model.transform(table["df"]).count() == ROWS
+
+
 def test_artifact_errors_are_typed(model, tmp_path: Path) -> None:
     foreign = tmp_path / "notes"
     foreign.mkdir()
