@@ -168,7 +168,7 @@ class Preprocessor:
         return self.numeric_columns + self.categorical_columns
 
     def fit(self, table: pa.Table) -> Preprocessor:
-        self.numeric_ = [self._fit_numeric(name, _as_float(table.column(name))) for name in self.numeric_columns]
+        self.numeric_ = [self._fit_numeric(name, as_float(table.column(name))) for name in self.numeric_columns]
         self.categorical_ = [self._fit_categorical(name, table.column(name)) for name in self.categorical_columns]
         return self
 
@@ -249,7 +249,7 @@ class Preprocessor:
         blocks: list[np.ndarray] = []
         flags: list[np.ndarray] = []
         for spec, arr in zip(numeric, arrays, strict=True):
-            z, flag = spec.transform(_as_float(arr), self.on_missing)
+            z, flag = spec.transform(as_float(arr), self.on_missing)
             blocks.append(z[:, None])
             if flag is not None:
                 flags.append(flag[:, None])
@@ -298,7 +298,7 @@ def _combine(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     return arr
 
 
-def _as_float(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def as_float(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """float64 numpy view with NaN for nulls (Spark already cast the column to double)."""
     arr = _combine(arr)
     if arr.type != pa.float64():

@@ -29,7 +29,7 @@ _PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called a
 # The second line of the CPU feature guard's two-line INFO message carries no prefix of its own.
 _CPU_GUARD_TAIL = b"To enable the following instructions: "
 # First bytes of every line `keep` can drop; a partial line starting otherwise is passed on at once.
-_MAY_DROP = (b"I", b"W", b"E", b"F", b"T")
+_MAY_DROP = {*_SEVERITY, _PREAMBLE[:1], _CPU_GUARD_TAIL[:1]}
 # ERROR lines that say nothing about the job on a CPU-only driver.
 _HARMLESS = (b"mentions attribute use_unbounded_threadpool", b"failed call to cuInit")
 

@@ -57,12 +57,12 @@ def _row_identity(df: DataFrame, roles: Roles) -> list[Column]:
 def empty_feature_warnings(sample: pa.Table, numeric: list[str], categorical: list[str]) -> list[str]:
     """Feature columns with no value in the training sample: a source column broken upstream shows here."""
     import numpy as np
-    import pyarrow.compute as pc
+
+    from adspark.features import as_float
 
     rows, lines = sample.num_rows, []
     for name in numeric:
-        values = pc.cast(sample.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-        if rows and not np.isfinite(values).any():
+        if rows and not np.isfinite(as_float(sample.column(name))).any():
             lines.append(f"numeric column `{name}` has no finite value in the {rows} sampled rows (all null, NaN "
                          "or ±inf): it adds nothing to the model; check the source table, or exclude it")
     for name in categorical:

@@ -32,19 +32,20 @@ def under_spark_submit() -> bool:
 def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
     builder = SparkSession.builder.appName(app_name)
     settings = {k: str(v) for k, v in cfg.spark.items()}
+    verbose_level = os.environ.get("ADSPARK_SPARK_LOG_LEVEL")
     if not under_spark_submit():
         # Local run: workers must use this very interpreter (same packages). Under
         # spark-submit the cluster's own Python settings are left alone.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         settings = {**LOCAL_DEFAULTS, "spark.master": "local[*]", **settings}
-        if os.environ.get("ADSPARK_SPARK_LOG_LEVEL") is None:  # -v sets it: then Spark's own configuration
+        if verbose_level is None:  # -v sets it: then Spark's own configuration
             settings = with_quiet_log_config(settings)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("ADSPARK_SPARK_LOG_LEVEL", "WARN"))
-    if os.environ.get("ADSPARK_SPARK_LOG_LEVEL") is None:
+    spark.sparkContext.setLogLevel("WARN" if verbose_level is None else verbose_level)
+    if verbose_level is None:
         quiet_hidden_path_warnings(spark)
     if not str(spark.sparkContext.master).startswith("local"):
         ship_package(spark)
@@ -68,10 +69,10 @@ def check_local_workers(spark: SparkSession) -> None:
 
     from adspark.errors import ConfigError
 
-    context = getattr(spark, "sparkContext", None)  # absent on Spark Connect
-    if context is None or not str(context.master).startswith("local"):
+    context = spark.sparkContext
+    if not str(context.master).startswith("local"):
         return
-    name = str(getattr(context, "pythonExec", None) or "python3")
+    name = str(context.pythonExec)
     exe = shutil.which(name) or name
     if os.path.abspath(exe) == os.path.abspath(sys.executable):
         return
