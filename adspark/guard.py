@@ -5,7 +5,9 @@ Before any work (before a row is read or a model trained) a command asks here:
 - `check_paths`: the input, the output and the model directory must be neither
   equal nor nested in either direction, compared as qualified URIs (Hadoop's
   `makeQualified`; local paths with their symlinks resolved); a filesystem or
-  bucket root is never a target.
+  bucket root is never a target. Only the input may be a glob pattern, and it
+  must not match the others, what lies above or below them, or the hidden
+  names written beside them.
 - `check_replaceable`: an existing target is only replaced when it is what
   adspark writes there: an output holds `_adspark_run.json`, a model directory
   `manifest.json`. Anything else that is not empty is refused, by name.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -41,7 +44,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from adspark.errors import LeaseError, OutputError, PathError
-from adspark.io import HadoopPath
+from adspark.io import GLOB_CHARS, HadoopPath, is_glob
 
 log = logging.getLogger("adspark.guard")
 
@@ -90,17 +93,58 @@ def qualified(spark: SparkSession, path: str) -> HadoopPath:
     return hp
 
 
-def _inside(inner: str, outer: str) -> bool:
-    outer = outer.rstrip("/")
-    return inner.rstrip("/") == outer or inner.startswith(outer + "/")
+_URI_ROOT = re.compile(r"^[A-Za-z][\w+.-]*:(//[^/]*)?")
+
+
+def _components(path: str) -> tuple[str, list[str]]:
+    """A qualified path's `scheme://authority` and its names; a `/` inside a glob's braces does not split."""
+    root = m.group(0) if (m := _URI_ROOT.match(path)) else ""
+    names, depth, name = [], 0, ""
+    for ch in path[len(root):]:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == "/" and depth <= 0:
+            names.append(name)
+            name = ""
+        else:
+            name += ch
+    return root, [n for n in [*names, name] if n]
+
+
+def _nesting(spark: SparkSession, a: str, b: str, a_is_pattern: bool) -> str | None:
+    """How `b` lies against `a`: "same", "a inside b", "b inside a", or None when apart.
+
+    A pattern `a` (the input, a Hadoop glob) is compared name by name with Hadoop's own glob matcher, so it is
+    found to overlap a directory it would match tomorrow (an output it would read back on the next run), not
+    only what it matches today.
+    """
+    (root_a, names_a), (root_b, names_b) = _components(a), _components(b)
+    if root_a != root_b:
+        return None
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    for x, y in zip(names_a, names_b, strict=False):
+        if x == y:
+            continue
+        if not (a_is_pattern and is_glob(x)):
+            return None
+        # A brace spanning names ({a/b,c}) is not matched name by name: count it as overlapping.
+        if "/" not in x and not jvm.org.apache.hadoop.fs.GlobPattern.compile(x).matcher(y).matches():
+            return None
+    if len(names_a) == len(names_b):
+        return "same"
+    return "b inside a" if len(names_a) < len(names_b) else "a inside b"
 
 
 def check_paths(spark: SparkSession, paths: dict[str, str]) -> dict[str, HadoopPath]:
-    """Refuse roots and any two of the given paths (by config key) that are equal or nested."""
+    """Refuse roots, patterns where adspark writes, and any two of the given paths (by config key) that are equal,
+    nested, or (for an input pattern) would be matched by the input."""
     resolved: dict[str, HadoopPath] = {}
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     for key, raw in paths.items():
+        if key != "input.path" and is_glob(raw):
+            raise PathError(f"{key} {raw!r} is a pattern (it has one of {GLOB_CHARS}); only input.path may be "
+                            "one: name a single directory")
         # Roots first, from the URI alone: no filesystem client is needed to refuse s3a://bucket/.
         root = jvm.org.apache.hadoop.fs.Path(raw).getParent() is None
         hp = None if root else qualified(spark, raw)
@@ -108,18 +152,23 @@ def check_paths(spark: SparkSession, paths: dict[str, str]) -> dict[str, HadoopP
             raise PathError(f"{key} {raw!r} is the root of its filesystem or bucket; adspark replaces the directory "
                             "it writes, so give it a directory of its own")
         resolved[key] = hp or qualified(spark, raw)
-    keys = list(resolved)
+    keys = sorted(resolved, key=lambda k: k != "input.path")  # the input first: only it may be a pattern
     for i, a in enumerate(keys):
         for b in keys[i + 1 :]:
             pa_, pb = resolved[a].path, resolved[b].path
-            if pa_.rstrip("/") == pb.rstrip("/"):
-                how = "are the same directory"
-            elif _inside(pa_, pb):
-                how = f"overlap: {a} is inside {b}"
-            elif _inside(pb, pa_):
-                how = f"overlap: {b} is inside {a}"
-            else:
+            pattern = a == "input.path" and is_glob(paths[a])
+            # adspark also writes beside a target (staging, lease): a pattern must not match those names either.
+            nesting = _nesting(spark, pa_, pb, pattern) or (
+                _nesting(spark, pa_, resolved[b].sibling(f"{_TAG}staging"), pattern) if pattern else None)
+            if nesting is None:
                 continue
+            if pattern:
+                how = {"same": f"overlap: the pattern {a} matches {b}",
+                       "b inside a": f"overlap: {b} is inside a directory the pattern {a} matches",
+                       "a inside b": f"overlap: {a} matches paths inside {b}"}[nesting]
+            else:
+                how = {"same": "are the same directory", "b inside a": f"overlap: {b} is inside {a}",
+                       "a inside b": f"overlap: {a} is inside {b}"}[nesting]
             raise PathError(f"{a} ({paths[a]!r}) and {b} ({paths[b]!r}) {how} ({pa_} vs {pb}); writing one would "
                             "destroy the other: give each its own directory")
     return resolved

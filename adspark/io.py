@@ -13,6 +13,12 @@ from pyspark.sql import DataFrame, SparkSession
 from adspark.config import InputConfig, OutputConfig
 from adspark.errors import ConfigError, OutputError, SchemaError
 
+GLOB_CHARS = "*?[{"  # Hadoop's glob syntax (org.apache.hadoop.fs.GlobPattern): * ? [abc] {a,b}
+
+
+def is_glob(path: str) -> bool:
+    return any(c in path for c in GLOB_CHARS)
+
 
 class HadoopPath:
     """A path on whichever filesystem its URI names (local, HDFS, S3...)."""
@@ -107,7 +113,11 @@ class HadoopPath:
 def read_table(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     if not cfg.path:
         raise ConfigError("config: input.path is not set (set it in the YAML file or pass --input)")
-    if not HadoopPath(spark, cfg.path).exists():
+    where = HadoopPath(spark, cfg.path)
+    if is_glob(cfg.path):
+        if not where.fs.globStatus(where.jpath):
+            raise SchemaError(f"input path {cfg.path!r} is a pattern that matches no file or directory")
+    elif not where.exists():
         raise SchemaError(f"input path {cfg.path!r} does not exist")
     reader = spark.read.format(cfg.format).options(**cfg.spark_options())
     if cfg.format == "csv" and "header" not in cfg.options:

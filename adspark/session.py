@@ -46,7 +46,7 @@ def get_spark(cfg: JobConfig, app_name: str = "adspark") -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN" if verbose_level is None else verbose_level)
     if verbose_level is None:
-        quiet_hidden_path_warnings(spark)
+        quiet_known_warnings(spark)
     if not str(spark.sparkContext.master).startswith("local"):
         ship_package(spark)
     return spark
@@ -103,17 +103,26 @@ def with_quiet_log_config(settings: dict[str, str]) -> dict[str, str]:
     return {**settings, key: f"{options} -Dlog4j2.configurationFile={log_file.as_uri()}".strip()}
 
 
-def quiet_hidden_path_warnings(spark: SparkSession) -> None:
-    """adspark stages its output in `.NAME.adspark-staging-*` beside the target and reads it back to verify it;
-    Spark warns "All paths were ignored" on every read of a dot-directory. Those lines are about adspark's own
-    staging paths and say nothing to the user (`-v` shows them)."""
+# Spark loggers whose warnings are about how adspark reads, not about the user's data (`-v` shows them):
+QUIET_LOGGERS = (
+    # "All paths were ignored" on every read of a dot-directory: adspark stages its output in
+    # `.NAME.adspark-staging-*` beside the target and reads it back to verify it.
+    "org.apache.spark.sql.execution.datasources.DataSource",
+    # "Assume no metadata directory", with a FileNotFoundException's stack, for every glob input.path: Spark
+    # looks for a streaming sink's log under the pattern taken literally, then reads the pattern as usual.
+    "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink",
+)
+
+
+def quiet_known_warnings(spark: SparkSession) -> None:
+    """Raise QUIET_LOGGERS to ERROR in the driver JVM."""
     jvm = spark.sparkContext._jvm
     try:
         level = jvm.org.apache.logging.log4j.Level.ERROR  # type: ignore[union-attr]
-        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(  # type: ignore[union-attr]
-            "org.apache.spark.sql.execution.datasources.DataSource", level)
+        for name in QUIET_LOGGERS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)  # type: ignore[union-attr]
     except Exception:  # another logging backend: keep Spark's default
-        log.debug("could not lower the DataSource logger's level", exc_info=True)
+        log.debug("could not lower the levels of %s", QUIET_LOGGERS, exc_info=True)
 
 
 def ship_package(spark: SparkSession) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import yaml
 
 from adspark import pipeline
 from adspark.config import parse_config
-from adspark.errors import LeaseError, PathError
+from adspark.errors import LeaseError, PathError, SchemaError
 from tests.conftest import REPO, job_dict, make_table, snapshot, write_parquet
 
 
@@ -75,6 +76,46 @@ def test_overlap_is_found_through_symlinks_and_spellings(spark, layout) -> None:
     with pytest.raises(PathError, match="same directory"):
         pipeline.run(spark, _cfg(layout, relative, str(root / "m")))
     assert snapshot(layout["lake"]) == before
+
+
+# (input pattern, output, model_dir, what the error says); paths relative to tmp
+GLOB_OVERLAPS = [
+    ("lake/tab*", "lake/tabular", "m", "the pattern input.path matches output.path"),  # read back tomorrow
+    ("lake/tab*", "out", "lake/table/m", "model_dir is inside a directory the pattern input.path matches"),
+    ("lake/t?ble", "lake", "m", "input.path matches paths inside output.path"),
+    ("lake/{table,x/y}", "lake/x/y", "m", "overlap: output.path"),  # a brace across names: refused as a whole
+    ("lake/[st]able", "out", "lake/sable", "the pattern input.path matches model_dir"),
+    ("lake/*", "lake/.scores-z", "m", "the pattern input.path matches output.path"),  # a hidden name too
+    ("lake/s*", "lake/scores", "m", "the pattern input.path matches output.path"),  # apart today, not on the rerun
+    ("lake/*", "out/*", "m", "out/*' is a pattern (it has one of *?[{); only input.path may be one"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "output", "model_dir", "message"), GLOB_OVERLAPS)
+def test_a_glob_input_is_refused_where_it_would_match_what_adspark_writes(spark, layout, pattern, output,
+                                                                          model_dir, message) -> None:
+    root = layout["root"]
+    before = snapshot(root)
+    with pytest.raises(PathError, match=re.escape(message)) as err:
+        pipeline.run(spark, _cfg(layout, str(root / output), str(root / model_dir), data=str(root / pattern)))
+    assert err.value.exit_code == 2
+    assert snapshot(root) == before
+
+
+def test_a_glob_input_is_read_and_one_that_matches_nothing_is_named(spark, trained, layout) -> None:
+    root = layout["root"]
+    write_parquet(make_table(200, seed=6), root / "lake" / "extra", files=1)
+    before = snapshot(layout["lake"])
+    cfg = _cfg(layout, str(root / "out"), trained["cfg"].model_dir, data=str(root / "lake" / "{table,extra}"))
+    assert pipeline.score(spark, cfg).output_rows == 500  # both tables, every row once
+    # the output's parent is matched by `*` only one level up, so a pattern beside it scores too
+    cfg = _cfg(layout, str(root / "out"), trained["cfg"].model_dir, data=str(root / "lake" / "ext*"))
+    assert pipeline.score(spark, cfg).output_rows == 200
+    assert snapshot(layout["lake"]) == before
+    missing = str(root / "lake" / "dt=2026-12-*")
+    with pytest.raises(SchemaError, match=re.escape(f"input path {missing!r} is a pattern that matches no file")):
+        pipeline.score(spark, _cfg(layout, str(root / "out2"), trained["cfg"].model_dir, data=missing))
+    assert not (root / "out2").exists()
 
 
 @pytest.mark.parametrize("output", ["/", "file:///", "s3a://bucket/", "s3a://bucket"])

@@ -174,6 +174,8 @@ def test_a_normal_score_prints_no_future_warnings_nor_staging_warnings(trained: 
     from tests.test_cli import _adspark, _call
 
     cfg = trained["cfg"].model_dump(mode="json")
+    table = Path(cfg["input"]["path"])
+    cfg["input"]["path"] = str(table.parent / f"{{{table.name}}}")  # a glob: Spark warns about a sink log
     cfg.update(output={"path": str(tmp_path / "out")}, spark={"spark.master": "local[1]", "spark.ui.enabled": "false"})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(cfg))
     proc: subprocess.CompletedProcess[str] = _call([*_adspark(), "score", "--config", str(tmp_path / "job.yaml")],
@@ -181,6 +183,7 @@ def test_a_normal_score_prints_no_future_warnings_nor_staging_warnings(trained: 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "FutureWarning" not in proc.stderr
     assert not [ln for ln in proc.stderr.splitlines() if " WARN " in ln and "adspark-" in ln]
+    assert "FileStreamSink" not in proc.stderr and "FileNotFoundException" not in proc.stderr
     assert "scored 4000 rows" in proc.stdout and " INFO adspark" in proc.stderr
     quiet = _call([*_adspark(), "-q", "score", "--config", str(tmp_path / "job.yaml")], tmp_path)
     assert quiet.returncode == 0 and "scored 4000 rows" in quiet.stdout
