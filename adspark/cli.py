@@ -98,13 +98,19 @@ def _run_job(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from adspark.evaluate import evaluate, write_report
+    from adspark.evaluate import check_report_dir, evaluate, write_report
+    from adspark.guard import check_not_inside
     from adspark.session import get_spark
 
     cfg = apply_overrides(load_config(args.config), input=args.input, model_dir=args.model_dir)
     if not args.scores:
         cfg.require("input.path", "model_dir")
-    result = evaluate(get_spark(cfg, "adspark-evaluate"), cfg, args.label, args.scores, args.by)
+    check_report_dir(args.report)
+    spark = get_spark(cfg, "adspark-evaluate")
+    reads = {"--scores": args.scores} if args.scores else {"input.path": str(cfg.input.path)}
+    check_not_inside(spark, "--report", args.report, {**reads, **({"model_dir": str(cfg.model_dir)}
+                                                                  if cfg.model_dir else {})})
+    result = evaluate(spark, cfg, args.label, args.scores, args.by)
     out = write_report(result, args.report)
     m = result.metrics
     pk = ", ".join(f"p@{k} {v:.3f}" for k, v in m["precision_at_k"].items())

@@ -31,7 +31,7 @@ from pyspark.sql import types as T
 
 from adspark import drift
 from adspark.config import JobConfig
-from adspark.errors import ConfigError, SchemaError
+from adspark.errors import ConfigError, PathError, SchemaError
 from adspark.schema import FLAG_COL, SCORE_COL, column
 
 log = logging.getLogger("adspark.evaluate")
@@ -278,6 +278,27 @@ def evaluate(spark: SparkSession, cfg: JobConfig, label: str, scores: str | None
         cached.unpersist()
     metrics = {"input": source, "label": label, "threshold": threshold, **metrics}
     return Evaluation(metrics, manifest)
+
+
+REPORT_FILES = ("metrics.json", "index.html")
+
+
+def check_report_dir(directory: str) -> None:
+    """Refuse, before any work, a report directory whose metrics.json or index.html another tool wrote:
+    adspark replaces those two files and nothing else."""
+    out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise PathError(f"--report {directory!r} is a file; give a directory")
+    present = [name for name in REPORT_FILES if (out / name).exists()]
+    if not present:
+        return
+    try:
+        ours = {"roc_auc", "label"} <= set(json.loads((out / "metrics.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        raise PathError(f"--report {directory!r} holds {' and '.join(present)} that adspark evaluate did not "
+                        "write; refusing to replace them (choose another directory)")
 
 
 def write_report(evaluation: Evaluation, directory: str) -> Path:

@@ -174,6 +174,18 @@ def check_paths(spark: SparkSession, paths: dict[str, str]) -> dict[str, HadoopP
     return resolved
 
 
+def check_not_inside(spark: SparkSession, key: str, directory: str, paths: dict[str, str]) -> None:
+    """A directory adspark adds files to (evaluate's --report) must not be, or be inside, a table or model it
+    reads: a page in a Parquet directory makes the table unreadable, one in a model directory breaks its
+    checksums. Being above them is fine; nothing there is replaced."""
+    target = qualified(spark, directory)
+    for other, raw in paths.items():
+        if _nesting(spark, qualified(spark, raw).path, target.path,
+                    other == "input.path" and is_glob(raw)) in ("same", "b inside a"):
+            raise PathError(f"{key} ({directory!r}) is inside {other} ({raw!r}) or the same directory; adspark "
+                            f"would add its files to what it reads there: choose a directory of its own")
+
+
 def check_replaceable(key: str, target: HadoopPath) -> None:
     """An existing target may be replaced only when adspark wrote it (its marker file is there) or it is empty."""
     if not target.exists():

@@ -111,6 +111,11 @@ QUIET_LOGGERS = (
     # "Assume no metadata directory", with a FileNotFoundException's stack, for every glob input.path: Spark
     # looks for a streaming sink's log under the pattern taken literally, then reads the pattern as usual.
     "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink",
+    # "No Partition Defined for Window operation": evaluate orders each segment's distinct scores in one task
+    # on purpose (an external sort, bounded memory; README, "Evaluation").
+    "org.apache.spark.sql.execution.window.WindowExec",
+    # "Truncated the string representation of a plan": Spark shortens a wide table's plan in its own logs and UI.
+    "org.apache.spark.util.SparkStringUtils",
 )
 
 

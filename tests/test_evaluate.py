@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from adspark import cli
 from adspark.evaluate import metrics_from
-from tests.conftest import job_dict
+from tests.conftest import job_dict, snapshot
 
 
 def _ties(n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -74,6 +74,35 @@ def test_scores_mode_writes_metrics_and_page(spark, tmp_path: Path) -> None:
     assert m["threshold"] == 1.0 and len(m["top_rows"]["rows"]) == 20
     page = (tmp_path / "rep" / "index.html").read_text()
     assert page.count('<img src="data:image/png;base64,') >= 3
+
+
+def test_the_page_never_lands_in_what_evaluate_reads_nor_over_another_tools_files(spark, tmp_path: Path,
+                                                                                   capsys) -> None:
+    path = str(tmp_path / "scored")
+    spark.createDataFrame(_ties(300, seed=3)).write.parquet(path)  # type: ignore[attr-defined]
+    (tmp_path / "scored" / "_adspark_run.json").write_text(json.dumps({"threshold": 1.0}))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>our team page</h1>")
+    (tmp_path / "afile").write_text("x")
+    config = _config(tmp_path, str(tmp_path / "model"))
+    before = snapshot(tmp_path)
+    refused = {
+        path: "--report ('" + path + "') is inside --scores",  # index.html in a Parquet directory breaks reading it
+        f"{path}/eval": "is inside --scores",
+        str(tmp_path / "model" / "eval"): "is inside model_dir",  # a file the manifest does not list
+        str(site): "holds index.html that adspark evaluate did not write",
+        str(tmp_path / "afile"): "is a file",
+    }
+    for report, message in refused.items():
+        args = ["evaluate", "--config", config, "--label", "y", "--scores", path, "--report", report]
+        assert cli.main(args) == 2, report
+        assert message in capsys.readouterr().err
+    assert snapshot(tmp_path) == before  # nothing written, the table and the page untouched
+    args = ["evaluate", "--config", _config(tmp_path), "--label", "y", "--scores", path, "--report",
+            str(tmp_path / "rep")]
+    assert cli.main(args) == 0 and cli.main(args) == 0  # its own page is replaced
+    assert spark.read.parquet(path).count() == 300  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("label, message", [("nope", "not in the table"), ("seg", "must be boolean or numeric"),
