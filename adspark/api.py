@@ -162,12 +162,13 @@ def fit(df: DataFrame, config: ConfigLike = None) -> AnomalyModel:
     needed and are ignored; so are its `spark` settings (the DataFrame's session
     is used as it is).
     """
+    from adspark.io import layout_columns
     from adspark.pipeline import fit_artifact
     from adspark.schema import resolve_roles
 
     cfg = to_config(config)
     df = _dataframe(df, "fit")
-    resolve_roles(cfg, df.schema)  # a bad schema fails before any Spark job
+    resolve_roles(cfg, df.schema, layout_columns(df))  # a bad schema fails before any Spark job
     _spark(df)
     artifact = fit_artifact(cfg, df, df.count())
     log.info("trained %s model (threshold %.6g)", artifact.kind, artifact.threshold)

@@ -6,12 +6,15 @@ behave alike.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
 from adspark.config import InputConfig, OutputConfig
 from adspark.errors import ConfigError, OutputError, SchemaError
+
+log = logging.getLogger("adspark.io")
 
 GLOB_CHARS = "*?[{"  # Hadoop's glob syntax (org.apache.hadoop.fs.GlobPattern): * ? [abc] {a,b}
 
@@ -123,6 +126,26 @@ def read_table(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     if cfg.format == "csv" and "header" not in cfg.options:
         reader = reader.option("header", "true").option("inferSchema", "true")
     return reader.load(cfg.path)
+
+
+def layout_columns(df: DataFrame) -> list[str]:
+    """The columns that come from the directory layout (Hive-style `dt=20261129/` partition directories) of the
+    file tables `df` reads, as Spark's own file index found them; [] when that cannot be told (a DataFrame made
+    some other way, Spark Connect)."""
+    names: list[str] = []
+    try:
+        leaves = df._jdf.queryExecution().analyzed().collectLeaves()
+        for i in range(leaves.size()):
+            leaf = leaves.apply(i)
+            if leaf.getClass().getSimpleName() != "LogicalRelation":
+                continue
+            relation = leaf.relation()
+            if relation.getClass().getSimpleName() == "HadoopFsRelation":
+                names += [str(n) for n in relation.partitionSchema().fieldNames()]
+    except Exception:  # no JVM plan to read: every column is a column
+        log.debug("could not read the partition columns of the input's plan", exc_info=True)
+        return []
+    return [n for n in dict.fromkeys(names) if n in df.columns]
 
 
 def check_output_target(spark: SparkSession, cfg: OutputConfig) -> None:

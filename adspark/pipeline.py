@@ -20,7 +20,7 @@ from adspark.decisions import Decision, ScoreSummary, decide
 from adspark.drift import build_reference
 from adspark.errors import ConfigError, SchemaError, TrainingError
 from adspark.guard import guarded
-from adspark.io import check_output_target, read_table
+from adspark.io import check_output_target, layout_columns, read_table
 from adspark.models import make_detector
 from adspark.monitor import Monitor
 from adspark.progress import progress
@@ -87,8 +87,9 @@ def _sample(cfg: JobConfig, df: DataFrame, roles: Roles, rows: int) -> pa.Table:
 def fit_artifact(cfg: JobConfig, df: DataFrame, rows: int, report: RunReport | None = None) -> Artifact:
     """The one training path (CLI and library): checks, seeded sample of `rows`, fit; returned unsaved."""
     report = report or RunReport(new_run_id())
-    roles: Roles = resolve_roles(cfg, df.schema)
-    for line in describe_roles(cfg, df.schema, roles):
+    layout = layout_columns(df)
+    roles: Roles = resolve_roles(cfg, df.schema, layout)
+    for line in describe_roles(cfg, df.schema, roles, layout):
         log.info(line)
     if rows == 0:
         where = f"input table {cfg.input.path!r}" if cfg.input.path else "the DataFrame"
@@ -144,7 +145,7 @@ def train(spark: SparkSession, cfg: JobConfig) -> RunReport:
     report = RunReport(new_run_id())
     with _guarded(spark, cfg, report, ["input.path", "model_dir"], ["model_dir"]):
         df = read_table(spark, cfg.input)
-        resolve_roles(cfg, df.schema)  # fail on a bad schema before counting rows
+        resolve_roles(cfg, df.schema, layout_columns(df))  # fail on a bad schema before counting rows
         _count(df, report)
         _train_on(cfg, df, report.input_rows, report)
     return report
@@ -277,7 +278,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> RunReport:
     with _guarded(spark, cfg, report, ["input.path", "output.path", "model_dir"], ["output.path", "model_dir"]):
         check_output_target(spark, cfg.output)
         df = read_table(spark, cfg.input)
-        resolve_roles(cfg, df.schema)
+        resolve_roles(cfg, df.schema, layout_columns(df))
         check_output_names(cfg.output, output_columns(cfg, df, list(cfg.columns.id)))
         _count(df, report)
         artifact = _existing_model_for_empty(cfg, df, report) or _train_on(cfg, df, report.input_rows, report)

@@ -7,6 +7,7 @@ naming the column.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -96,8 +97,10 @@ def not_finite(col: Column) -> Column:
     return col.isNull() | F.isnan(col) | (F.abs(col) == F.lit(float("inf")))
 
 
-def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
-    """Assign roles from the config; default numeric features = every numeric column not otherwise named."""
+def resolve_roles(cfg: JobConfig, schema: T.StructType, layout: Sequence[str] = ()) -> Roles:
+    """Assign roles from the config; default numeric features = every numeric column not otherwise named and not
+    a partition column of the directory layout (`layout`: `dt=20261129/` is where a row is stored, not what it
+    is; as a feature every night's new value would lie outside training)."""
     fields = {f.name: f.dataType for f in schema.fields}
     c = cfg.columns
     _require_present(c.id, "columns.id", fields)
@@ -107,7 +110,7 @@ def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
     _require_present(cfg.threshold.by, "threshold.by", fields)
     _check_ordering(c.entity, c.timestamp, fields)
     if c.numeric is None:
-        taken = set(c.id) | set(c.exclude) | set(c.categorical) | set(c.ordering)
+        taken = set(c.id) | set(c.exclude) | set(c.categorical) | set(c.ordering) | set(layout)
         numeric = [n for n, t in fields.items() if n not in taken and isinstance(t, NUMERIC_OR_BOOL)]
     else:
         _require_present(c.numeric, "columns.numeric", fields)
@@ -122,7 +125,10 @@ def resolve_roles(cfg: JobConfig, schema: T.StructType) -> Roles:
         if not isinstance(fields[name], CATEGORICAL_TYPES):
             raise SchemaError(f"column {name!r} (columns.categorical) has unsupported type {_type_name(fields[name])}")
     if not numeric and not c.categorical:
-        raise SchemaError("no feature columns: the table has no numeric columns left after columns.id/exclude")
+        left_out = [n for n in layout if n in fields and isinstance(fields[n], NUMERIC_OR_BOOL)]
+        why = f" (partition columns {', '.join(left_out)} are features only when listed under columns.numeric)" \
+            if left_out and c.numeric is None else ""
+        raise SchemaError(f"no feature columns: the table has no numeric columns left after columns.id/exclude{why}")
     return Roles(list(c.id), numeric, list(c.categorical), list(c.entity), c.timestamp)
 
 
@@ -247,7 +253,7 @@ def check_no_missing(df: DataFrame, numeric: list[str]) -> None:
             )
 
 
-def describe_roles(cfg: JobConfig, schema: T.StructType, roles: Roles) -> list[str]:
+def describe_roles(cfg: JobConfig, schema: T.StructType, roles: Roles, layout: Sequence[str] = ()) -> list[str]:
     """Log lines: the feature columns, and each column left out with what to do to use it."""
     lines = [f"features: numeric {', '.join(roles.numeric) or '-'}; categorical {', '.join(roles.categorical) or '-'}"]
     named = set(roles.features) | set(roles.ids) | set(cfg.columns.exclude) | set(cfg.columns.ordering)
@@ -255,7 +261,9 @@ def describe_roles(cfg: JobConfig, schema: T.StructType, roles: Roles) -> list[s
         if f.name in named:
             continue
         kind = _type_name(f.dataType)
-        if isinstance(f.dataType, NUMERIC_OR_BOOL):
+        if isinstance(f.dataType, NUMERIC_OR_BOOL) and f.name in layout:
+            hint = "a partition column of the directory layout; list it under columns.numeric to use it"
+        elif isinstance(f.dataType, NUMERIC_OR_BOOL):
             hint = "list it under columns.numeric (or columns.categorical) to use it"
         elif isinstance(f.dataType, CATEGORICAL_TYPES):
             hint = "list it under columns.categorical to use it"

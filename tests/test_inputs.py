@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ import pytest
 from pyspark.sql import types as T
 
 from adspark import pipeline
+from adspark.artifact import load_artifact
 from adspark.config import parse_config
+from adspark.io import layout_columns
 from adspark.schema import describe_roles, resolve_roles
 from tests.conftest import job_dict, make_table
 
@@ -57,6 +60,32 @@ def test_log_names_features_and_ignored_columns(caplog) -> None:
                      "string column `merchant` ignored: list it under columns.categorical to use it",
                      "int column `qty` ignored: list it under columns.numeric (or columns.categorical) to use it",
                      "array<string> column `tags` ignored: this type cannot be a feature"]
+
+
+def test_partition_columns_of_the_layout_are_not_features_by_default(spark, tmp_path: Path) -> None:
+    """`dt=20261129/` is an int column to Spark; as a feature, every new night would lie outside training."""
+    df = make_table(1200, seed=3)
+    for dt, part in (("20261129", df.iloc[:600]), ("20261130", df.iloc[600:])):
+        (tmp_path / "tx" / f"dt={dt}").mkdir(parents=True)
+        part.to_parquet(tmp_path / "tx" / f"dt={dt}" / "part-0.parquet", index=False)
+    cfg = parse_config(job_dict(tmp_path, str(tmp_path / "tx")))
+    table = spark.read.parquet(str(tmp_path / "tx"))
+    assert layout_columns(table) == ["dt"] and layout_columns(table.select("amount", "dt")) == ["dt"]
+    roles = resolve_roles(cfg, table.schema, layout_columns(table))
+    assert "dt" not in roles.numeric and "amount" in roles.numeric
+    assert describe_roles(cfg, table.schema, roles, ["dt"])[-1] == (
+        "int column `dt` ignored: a partition column of the directory layout; list it under columns.numeric to use it")
+    listed = parse_config(job_dict(tmp_path, str(tmp_path / "tx"), columns={"id": ["txn_id"], "numeric": ["a", "dt"]}))
+    assert resolve_roles(listed, table.schema, ["dt"]).numeric == ["a", "dt"]  # listed, it is a feature
+
+    pipeline.train(spark, cfg)
+    assert "dt" not in {c["name"] for c in load_artifact(str(cfg.model_dir)).input_schema}
+    # tonight's partition: the first night's rows again, under a date training never saw
+    shutil.copytree(tmp_path / "tx" / "dt=20261129", tmp_path / "tx" / "dt=20261201")
+    pipeline.score(spark, cfg)
+    out = pd.read_parquet(tmp_path / "out").sort_values(["dt", "txn_id"])
+    first = out[out["dt"] == 20261129]["anomaly_score"].to_numpy()
+    assert len(out) == 1800 and np.array_equal(out[out["dt"] == 20261201]["anomaly_score"].to_numpy(), first)
 
 
 def test_a_file_in_another_format_is_one_line_naming_it(trained, tmp_path: Path, capsys) -> None:
