@@ -48,6 +48,20 @@ def test_score_writes_a_self_contained_run_report(scored: Path) -> None:
     assert str(top["rows"][0][0]) in page
 
 
+def test_the_reasons_read_as_sentences_also_under_another_column_name(scored: Path) -> None:
+    run = json.loads((scored / "_adspark_run.json").read_text())
+    top = run["top_rows"]
+    at = top["columns"].index("top_features")
+    first = top["rows"][0][at][0]
+    expected = f"{first['feature']} {100 * first['share']:.3g}%"
+    page = run_page(run)
+    assert expected in page and "the value the model expected there" in page
+    top["columns"][at] = "why"  # output.reasons_column: why
+    page = run_page(run)
+    assert expected in page and "<code>why</code>: the columns contributing most" in page
+    assert "no reasons are shown" not in page
+
+
 def test_report_command_re_renders_from_the_run_manifest(scored: Path, tmp_path: Path) -> None:
     target = tmp_path / "again.html"
     assert cli.main(["report", str(scored), "--to", str(target)]) == 0

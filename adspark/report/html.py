@@ -43,8 +43,12 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, list | tuple):  # e.g. top_features: the reasons, most important first
-        return ", ".join(fmt(v, digits) for v in value)
-    if isinstance(value, dict):  # one reason: its fields side by side
+        return "; ".join(fmt(v, digits) for v in value)
+    if isinstance(value, dict) and {"feature", "share"} <= set(value):  # one reason, as a person reads it
+        expected = value.get("expected")
+        return f"{value['feature']} {pct(value['share'])}" + ("" if expected is None else
+                                                               f" (expected {fmt(expected, 3)})")
+    if isinstance(value, dict):
         return " ".join(fmt(v, 3) for v in value.values())
     if isinstance(value, float):
         if not math.isfinite(value):

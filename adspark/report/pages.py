@@ -39,8 +39,13 @@ def top_rows_section(top: dict[str, Any] | None, heading: str, empty: str) -> st
     rows = [[v if isinstance(v, int) and not isinstance(v, bool) else fmt(v, 6) for v in row] for row in top["rows"]]
     numeric = [all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in top["rows"])
                for i in range(len(columns))]
-    note = "" if "top_features" in columns else (
-        '<p class="note">The output has no <code>top_features</code> column, so no reasons are shown.</p>')
+    # the reasons column by its content: output.reasons_column may have renamed it
+    reasons = [c for i, c in enumerate(columns) if any(
+        isinstance(r[i], list) and r[i] and isinstance(r[i][0], dict) and "feature" in r[i][0] for r in top["rows"])]
+    note = (f'<p class="note"><code>{esc(reasons[0])}</code>: the columns contributing most to the row\'s score, '
+            "each with its share of the score and, for a numeric column, the value the model expected there.</p>"
+            if reasons else
+            '<p class="note">The output has no <code>top_features</code> column, so no reasons are shown.</p>')
     return section(heading, table(columns, rows, numeric), note)
 
 
