@@ -17,6 +17,12 @@ from adspark.errors import AdsparkError
 log = logging.getLogger("adspark")
 
 
+def _set_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key with a YAML value, after the file (repeatable), "
+                             "e.g. --set threshold.value=0.02 --set 'columns.exclude=[label]'")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="adspark", description="Batch anomaly scoring for Apache Spark.")
     loud = p.add_mutually_exclusive_group()
@@ -32,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         if output:
             sp.add_argument("--output", help="output Parquet path (overrides output.path)")
         sp.add_argument("--model-dir", help="model artifact directory (overrides model_dir)")
+        _set_flag(sp)
 
     job("run", "train on a sample, then score the whole table and write it", output=True)
     job("train", "train on a sample and save the model artifact", output=False)
@@ -44,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--scores", help="an existing scored output to evaluate instead of scoring")
     ev.add_argument("--report", required=True, help="directory for metrics.json and index.html")
     ev.add_argument("--by", help="also report every metric per value of this column")
+    _set_flag(ev)
     ins = sub.add_parser("inspect", help="print a model artifact's manifest")
     ins.add_argument("model_dir")
     rep = sub.add_parser("report", help="re-render an output's run report from its _adspark_run.json")
@@ -57,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _job_config(args: argparse.Namespace) -> JobConfig:
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.set)
     return apply_overrides(
         cfg, input=args.input, output=getattr(args, "output", None), model_dir=getattr(args, "model_dir", None)
     )
@@ -102,7 +110,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from adspark.guard import check_not_inside
     from adspark.session import get_spark
 
-    cfg = apply_overrides(load_config(args.config), input=args.input, model_dir=args.model_dir)
+    cfg = apply_overrides(load_config(args.config, args.set), input=args.input, model_dir=args.model_dir)
     if not args.scores:
         cfg.require("input.path", "model_dir")
     check_report_dir(args.report)

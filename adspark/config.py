@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -309,7 +310,36 @@ def parse_config(data: Any, source: str = "config") -> JobConfig:
         raise ConfigError(_describe(err, source)) from None
 
 
-def load_config(path: str | Path) -> JobConfig:
+_FREE_KEYS = ("spark", "input.options", "preprocess.transforms")  # sections whose own keys may hold dots
+
+
+def _set(data: dict[str, Any], assignment: str) -> None:
+    """One `--set KEY=VALUE`: a dotted key, a YAML value (`0.02`, `true`, `[a, b]`, `null`)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. threshold.value=0.02")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"--set {key}: invalid YAML value {raw!r} ({problem})") from None
+    names = key.strip().split(".")
+    node = data
+    for depth, name in enumerate(names[:-1]):
+        child = node.setdefault(name, {})
+        if child is None:
+            child = node[name] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(names[:depth + 1])} is a value, not a section of keys")
+        node = child
+        if ".".join(names[: depth + 1]) in _FREE_KEYS:  # spark.sql.shuffle.partitions is one key of `spark`
+            node[".".join(names[depth + 1 :])] = value
+            return
+    node[names[-1]] = value
+
+
+def load_config(path: str | Path, sets: Sequence[str] = ()) -> JobConfig:
+    """The YAML file, then each `--set KEY=VALUE` in order, validated together."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -319,7 +349,15 @@ def load_config(path: str | Path) -> JobConfig:
         data = yaml.safe_load(text)  # safe loader: no Python object tags are ever constructed
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from None
-    return parse_config(data, str(path))
+    if not sets:
+        return parse_config(data, str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return parse_config(data, str(path))  # the top-level error, as without --set
+    for assignment in sets:
+        _set(data, assignment)
+    return parse_config(data, f"{path} with --set")
 
 
 def apply_overrides(cfg: JobConfig, **paths: str | None) -> JobConfig:

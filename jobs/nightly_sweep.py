@@ -1,6 +1,7 @@
 """spark-submit entry point: the same as `adspark run`.
 
-    spark-submit jobs/nightly_sweep.py --config conf/nightly.yaml [--input P] [--output P] [--model-dir D]
+    spark-submit jobs/nightly_sweep.py --config conf/nightly.yaml [--input P] [--output P] [--model-dir D] \
+        [--set KEY=VALUE ...]
 """
 
 import sys

@@ -1,6 +1,7 @@
 """spark-submit entry point: the same as `adspark score` (train weekly, score nightly).
 
-    spark-submit jobs/score_only.py --config conf/nightly.yaml --model-dir D [--input P] [--output P]
+    spark-submit jobs/score_only.py --config conf/nightly.yaml --model-dir D [--input P] [--output P] \
+        [--set KEY=VALUE ...]
 """
 
 import sys

@@ -87,13 +87,16 @@ def test_cli_score_with_saved_model_reproduces_scores(ran, job: dict) -> None:
     tmp = job["tmp"]
     proc = _call(
         [*_adspark(), "score", "--config", job["config"], "--model-dir", str(tmp / "model"),
-         "--output", str(tmp / "rescored")],
+         "--output", str(tmp / "rescored"), "--set", "threshold.method=top_k", "--set", "threshold.value=7",
+         "--set", "output.percentile=false"],
         tmp,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "flagged 7 (0.47%) at top 7" in proc.stdout  # --set reached the job
     first = pd.read_parquet(tmp / "out").sort_values("txn_id")["anomaly_score"].to_numpy()
-    again = pd.read_parquet(tmp / "rescored").sort_values("txn_id")["anomaly_score"].to_numpy()
-    np.testing.assert_array_equal(first, again)
+    rescored = pd.read_parquet(tmp / "rescored").sort_values("txn_id")
+    np.testing.assert_array_equal(first, rescored["anomaly_score"].to_numpy())
+    assert "anomaly_percentile" not in rescored.columns and int(rescored["is_anomaly"].sum()) == 7
 
 
 def test_cli_inspect(ran, job: dict) -> None:

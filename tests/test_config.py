@@ -79,6 +79,28 @@ def test_overrides_win_and_required_paths() -> None:
         cfg.require("output.path")
 
 
+def test_set_overrides_any_key_with_a_yaml_value_after_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("input: {path: a}\nthreshold: {method: contamination, value: 0.01}\n")
+    cfg = load_config(path, ["threshold.method=top_k", "threshold.value=50", "threshold.by=[merchant, dt]",
+                             "model.kind=iforest", "output.percentile=false", "spark.spark.sql.shuffle.partitions=64",
+                             "train.trim=0.1", "model.error_knee=null", "threshold.value=40"])
+    assert (cfg.threshold.method, cfg.threshold.value, cfg.threshold.by) == ("top_k", 40, ["merchant", "dt"])
+    assert cfg.model.kind == "iforest" and cfg.model.error_knee is None and cfg.output.percentile is False
+    assert cfg.spark == {"spark.sql.shuffle.partitions": 64} and cfg.train.trim == 0.1 and cfg.input.path == "a"
+    assert cfg.digest() != load_config(path).digest()  # the run manifest's config hash sees it
+    bad = {"threshold.valu=1": f"{path} with --set: unknown key 'threshold.valu'",
+           "input.path.x=1": "--set input.path.x: input.path is a value, not a section of keys",
+           "threshold": "--set 'threshold': expected KEY=VALUE",
+           "=3": "expected KEY=VALUE",
+           "threshold.value=[1": "--set threshold.value: invalid YAML value '[1' (expected ',' or ']'",
+           "train.epochs=many": "train.epochs"}
+    for assignment, message in bad.items():
+        with pytest.raises(ConfigError) as err:
+            load_config(path, [assignment])
+        assert message in str(err.value) and "\n" not in str(err.value), assignment
+
+
 def test_digest_is_stable_and_sensitive() -> None:
     a = parse_config({"train": {"seed": 1}})
     assert a.digest() == parse_config({"train": {"seed": 1}}).digest()
