@@ -56,6 +56,7 @@ def test_the_reasons_read_as_sentences_also_under_another_column_name(scored: Pa
     expected = f"{first['feature']} {100 * first['share']:.3g}%"
     page = run_page(run)
     assert expected in page and "the value the model expected there" in page
+    assert '<td class="lines">' + expected in page  # one reason a line
     top["columns"][at] = "why"  # output.reasons_column: why
     page = run_page(run)
     assert expected in page and "<code>why</code>: the columns contributing most" in page

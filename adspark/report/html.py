@@ -17,6 +17,7 @@ h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #dde1e8; padd
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eceef2; vertical-align: top;
          overflow-wrap: anywhere; }
+td.lines { white-space: pre-line; }
 th { background: #f0f2f5; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.num { white-space: nowrap; overflow-wrap: normal; }
@@ -42,8 +43,9 @@ def fmt(value: Any, digits: int = 4) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, list | tuple):  # e.g. top_features: the reasons, most important first
-        return "; ".join(fmt(v, digits) for v in value)
+    if isinstance(value, list | tuple):  # e.g. top_features: the reasons, most important first, one a line
+        lines = all(isinstance(v, dict) and "feature" in v for v in value)
+        return ("\n" if lines else "; ").join(fmt(v, digits) for v in value)
     if isinstance(value, dict) and {"feature", "share"} <= set(value):  # one reason, as a person reads it
         expected = value.get("expected")
         return f"{value['feature']} {pct(value['share'])}" + ("" if expected is None else
@@ -67,17 +69,19 @@ def kv_table(rows: Iterable[tuple[str, Any]]) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[bool] | None = None,
-          bad: Sequence[bool] | None = None) -> str:
+          bad: Sequence[bool] | None = None, lines: Sequence[bool] | None = None) -> str:
+    """`numeric` columns align right; `lines` columns show one item a line (the reasons)."""
     numeric = numeric or [False] * len(headers)
+    lines = lines or [False] * len(headers)
+    kinds = [' class="num"' if n else ' class="lines"' if li else "" for n, li in zip(numeric, lines, strict=True)]
     head = "".join(f'<th class="num">{_breakable(h)}</th>' if n else f"<th>{_breakable(h)}</th>"
                    for h, n in zip(headers, numeric, strict=True))
-    lines = []
+    body = []
     for i, row in enumerate(rows):
-        cells = "".join(f'<td class="num">{esc(c)}</td>' if n else f"<td>{esc(c)}</td>"
-                        for c, n in zip(row, numeric, strict=True))
+        cells = "".join(f"<td{k}>{esc(c)}</td>" for c, k in zip(row, kinds, strict=True))
         cls = ' class="bad"' if bad is not None and bad[i] else ""
-        lines.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _breakable(name: str) -> str:

@@ -46,7 +46,7 @@ def top_rows_section(top: dict[str, Any] | None, heading: str, empty: str) -> st
             "each with its share of the score and, for a numeric column, the value the model expected there.</p>"
             if reasons else
             '<p class="note">The output has no <code>top_features</code> column, so no reasons are shown.</p>')
-    return section(heading, table(columns, rows, numeric), note)
+    return section(heading, table(columns, rows, numeric, lines=[c in reasons for c in columns]), note)
 
 
 # --------------------------------------------------------------------------- run page
