@@ -63,9 +63,6 @@ def test_the_run_counts_tonights_flags_by_their_first_reason(scored: Path) -> No
     top = reasons["features"][0]
     assert "What drives tonight&#x27;s flags" in page
     assert f"<td>{top['feature']}</td><td class=\"num\">{top['flagged']}</td>" in page
-    unattributed = {**run, "flag_reasons": {"column": "top_features", "features": [{"feature": None, "flagged": 9}],
-                                            "other": 0}}
-    assert "What drives tonight" not in run_page(unattributed)  # a kind without reasons: no such section
 
 
 def test_the_reasons_read_as_sentences_also_under_another_column_name(scored: Path) -> None:

@@ -80,8 +80,8 @@ def _drift_section(drift: dict[str, Any]) -> str:
 
 def _flag_reasons_section(m: dict[str, Any]) -> str:
     reasons = m.get("flag_reasons")
-    if not reasons or not any(r["feature"] is not None for r in reasons.get("features") or []):
-        return ""  # no flags, or a kind that does not attribute its score to columns
+    if not reasons or not reasons.get("features"):
+        return ""
     flagged = sum(r["flagged"] for r in reasons["features"]) + int(reasons.get("other") or 0)
     drift = (m.get("drift") or {}).get("features") or {}
     drifted = set((m.get("drift") or {}).get("drifted") or [])
