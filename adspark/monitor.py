@@ -41,7 +41,6 @@ from adspark.scoring import model_feature_names
 log = logging.getLogger("adspark.monitor")
 TOP_ROWS = 20
 TOP_CANDIDATES = 100_000  # at most this many rows above the cut are ordered to find the top ones
-FLAG_REASONS = 20  # first reasons listed in the run manifest; the rest are counted as `other`
 TOP_COLUMNS = 12  # columns of a top row kept in the manifest (ids, reasons, score, then features)
 
 
@@ -120,35 +119,22 @@ class Monitor:
                 raise DriftError(f"{message}; monitor.on_drift is 'fail', so nothing was published")
             log.warning("%s", message)
 
-    def _scan(self, out: DataFrame, edges: list[float], reasons: bool) -> tuple[list[int], dict[str, Any] | None]:
-        """One pass over the written scores: how many are at or below each of `edges` (score drift), and, with
-        `reasons`, tonight's flagged rows counted by their first reason (what drives the flags).
-
-        Both come from one grouped aggregate: the groups are (flagged, first reason of a flagged row), a few
-        dozen at most, and the edge counts are summed over them."""
+    def _score_counts(self, out: DataFrame) -> list[int]:
+        assert self.reference is not None
         score = F.col(self.score_col)
-        exprs = [F.sum((score <= F.lit(e)).cast("long")).alias(f"c{i}") for i, e in enumerate(edges)]
+        exprs = [F.sum((score <= F.lit(e)).cast("long")).alias(f"c{i}")
+                 for i, e in enumerate(drift.score_edges(self.reference))]
         exprs.append(F.count(F.lit(1)).alias("n"))
-        reasons = reasons and self.reasons_col in out.columns and self.flag_col in out.columns
-        keys = []
-        if reasons:
-            flag = column(self.flag_col)
-            keys = [flag.alias("flagged"), F.when(flag, column(self.reasons_col)[0]["feature"]).alias("reason")]
         with _plan_fields(self.spark, len(exprs)):
-            groups = out.groupBy(*keys).agg(*exprs).collect()
-        cumulative = [sum(int(g[f"c{i}"] or 0) for g in groups) for i in range(len(edges))]
-        total = sum(int(g["n"]) for g in groups)
+            row = out.agg(*exprs).first()
+        cumulative = [int(row[f"c{i}"] or 0) for i in range(len(exprs) - 1)] if row else []
+        total = int(row["n"]) if row else 0
         # The highest edge with at least TOP_ROWS scores above it (and not too many): the top
         # rows are then read in one job, which Parquet's row-group statistics mostly skip.
-        fits = [e for e, c in zip(edges, cumulative, strict=True) if TOP_ROWS <= total - c <= TOP_CANDIDATES]
+        above = [(e, total - c) for e, c in zip(drift.score_edges(self.reference), cumulative, strict=True)]
+        fits = [e for e, n in above if TOP_ROWS <= n <= TOP_CANDIDATES]
         self._cut = max(fits) if fits else None
-        if not reasons:
-            return cumulative, None
-        counts = sorted(((g["reason"], int(g["n"])) for g in groups if g["flagged"]),
-                        key=lambda fc: (-fc[1], str(fc[0])))
-        return cumulative, {"column": self.reasons_col,
-                            "features": [{"feature": f, "flagged": c} for f, c in counts[:FLAG_REASONS]],
-                            "other": sum(c for _, c in counts[FLAG_REASONS:])}
+        return cumulative
 
     def _top_rows(self, out: DataFrame) -> dict[str, Any]:
         names = out.columns
@@ -171,13 +157,10 @@ class Monitor:
         start = time.perf_counter()
         out = self.spark.read.parquet(staging.path)
         rows, flagged = int(manifest["output_rows"]), int(manifest["flagged"])
-        by_reason = bool(flagged) and self.cfg.monitor.report  # the page shows what drives the flags
-        reasons = None
         if self.active:
             assert self.reference is not None
             self._counted_features()
-            cumulative, reasons = self._scan(out, drift.score_edges(self.reference), by_reason) if rows else ([], None)
-            scores = drift.score_drift(self.reference, cumulative, rows, flagged)
+            scores = drift.score_drift(self.reference, self._score_counts(out) if rows else [], rows, flagged)
             manifest["drift"] = {
                 "max_psi": self.cfg.monitor.max_psi,
                 "sample_rows": self.sample_rows,
@@ -186,11 +169,7 @@ class Monitor:
                 "drifted": drift.drifted(self.features, self.cfg.monitor.max_psi),
                 **scores,
             }
-        elif by_reason:
-            _, reasons = self._scan(out, [], True)
         manifest["top_rows"] = self._top_rows(out) if rows else {"columns": [], "rows": []}
-        if by_reason:
-            manifest["flag_reasons"] = reasons
         self.timings["monitor_s"] = round(time.perf_counter() - start, 3)
         manifest["timings"] = {**manifest.get("timings", {}), **self.timings}
         if self.cfg.monitor.report:
