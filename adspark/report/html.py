@@ -35,6 +35,11 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def is_reason(value: Any) -> bool:
+    """One entry of a reasons column (`top_features`): {feature, share, expected}."""
+    return isinstance(value, dict) and {"feature", "share"} <= set(value)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     """A number for a table cell: short, with thousands separators for counts."""
     if value is None:
@@ -44,9 +49,8 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, list | tuple):  # e.g. top_features: the reasons, most important first, one a line
-        lines = all(isinstance(v, dict) and "feature" in v for v in value)
-        return ("\n" if lines else "; ").join(fmt(v, digits) for v in value)
-    if isinstance(value, dict) and {"feature", "share"} <= set(value):  # one reason, as a person reads it
+        return ("\n" if all(is_reason(v) for v in value) else "; ").join(fmt(v, digits) for v in value)
+    if is_reason(value):  # as a person reads it
         expected = value.get("expected")
         return f"{value['feature']} {pct(value['share'])}" + ("" if expected is None else
                                                                f" (expected {fmt(expected, 3)})")

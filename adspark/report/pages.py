@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adspark.report import plots
-from adspark.report.html import esc, fmt, image, kv_table, page, pct, section, table
+from adspark.report.html import esc, fmt, image, is_reason, kv_table, page, pct, section, table
 
 # --------------------------------------------------------------------------- shared parts
 
@@ -40,8 +40,8 @@ def top_rows_section(top: dict[str, Any] | None, heading: str, empty: str) -> st
     numeric = [all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in top["rows"])
                for i in range(len(columns))]
     # the reasons column by its content: output.reasons_column may have renamed it
-    reasons = [c for i, c in enumerate(columns) if any(
-        isinstance(r[i], list) and r[i] and isinstance(r[i][0], dict) and "feature" in r[i][0] for r in top["rows"])]
+    reasons = [c for i, c in enumerate(columns)
+               if any(isinstance(r[i], list) and r[i] and is_reason(r[i][0]) for r in top["rows"])]
     note = (f'<p class="note"><code>{esc(reasons[0])}</code>: the columns contributing most to the row\'s score, '
             "each with its share of the score and, for a numeric column, the value the model expected there.</p>"
             if reasons else
