@@ -22,6 +22,11 @@ included), the two-sample KS statistic against the reference quantiles (exact:
 both ECDFs only step at those points or between them, where the counts bound
 them), and the null rates. The score's PSI and the flag rate come from the
 written output (its score column counted at the score edges).
+
+Given the run's score threshold, the same pass counts the rows above it (the flagged
+rows) by the first entry of their reasons, the column that contributed most to each
+score: the run page's "what drives tonight's flags" costs no read of the written
+reasons. A top_k run has no threshold before scoring, so it is not counted.
 """
 
 from __future__ import annotations
@@ -170,7 +175,7 @@ class Tally:
     reference are skipped. numpy and pyarrow only: it runs on executors.
     """
 
-    def __init__(self, reference: dict[str, Any], features: list[str]) -> None:
+    def __init__(self, reference: dict[str, Any], features: list[str], threshold: float | None = None) -> None:
         numeric, categorical = reference.get("numeric", {}), reference.get("categorical", {})
         self.numeric = [(i, name, np.asarray(numeric[name]["edges"], dtype=np.float64),
                          np.asarray(numeric[name]["quantiles"], dtype=np.float64))
@@ -180,16 +185,61 @@ class Tally:
         self.reference = {"numeric": numeric, "categorical": categorical}
         widths = [len(e) + 2 + 2 * len(q) for _, _, e, q in self.numeric] + [len(v) + 2 for _, _, v in self.categorical]
         self.offsets = np.cumsum([0, *widths])
+        # With a threshold, the rows above it are also counted by the first column of their reasons: one slot
+        # per feature, then one for a flagged row without a reason (a kind that does not attribute its score).
+        self.threshold = threshold
+        self.reason_names = list(features) if threshold is not None else []
+        self._reason_slot = {name: i for i, name in enumerate(self.reason_names)}
+        self.flags_at = int(self.offsets[-1])
+        self.width = self.flags_at + (len(self.reason_names) + 1 if threshold is not None else 0)
 
     def zero(self) -> np.ndarray:
-        return np.zeros(int(self.offsets[-1]), dtype=np.float64)
+        return np.zeros(self.width, dtype=np.float64)
 
-    def count(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> np.ndarray:
-        """One batch's counts (a flat vector; `compare` reads it back).
+    def count(self, arrays: list[pa.Array] | list[pa.ChunkedArray], scores: np.ndarray | None = None,
+              reasons: pa.Array | None = None) -> np.ndarray:
+        """One batch's counts (a flat vector; `compare` and `flag_reasons` read it back).
 
         The numeric columns are sorted once, together; every count is then a
-        search of the reference's few edges in a sorted column.
+        search of the reference's few edges in a sorted column. `scores` and
+        `reasons` are the batch's results, for the flagged rows' first reasons.
         """
+        features = self._count_features(arrays)
+        if self.threshold is None:
+            return features
+        return np.concatenate([features, self._count_flags(scores, reasons)])
+
+    def _count_flags(self, scores: np.ndarray | None, reasons: pa.Array | None) -> np.ndarray:
+        """Rows above the threshold (the flag's own test) by the first column of their reasons."""
+        out = np.zeros(len(self.reason_names) + 1, dtype=np.float64)
+        if scores is None:
+            return out
+        above = np.asarray(scores) > self.threshold
+        flagged = int(np.count_nonzero(above))
+        if not flagged:
+            return out
+        if reasons is not None:
+            first = pc.struct_field(pc.list_element(reasons.filter(pa.array(above)), 0), [0])
+            for v in pc.value_counts(first).to_pylist():
+                slot = self._reason_slot.get(v["values"]) if v["values"] is not None else None
+                if slot is not None:
+                    out[slot] += v["counts"]
+        out[-1] = flagged - out[:-1].sum()
+        return out
+
+    def flag_reasons(self, counts: np.ndarray) -> dict[str, int] | None:
+        """Flagged rows per first reason (most first, zero counts left out); None without a threshold or when
+        a flagged row had no reason."""
+        if self.threshold is None:
+            return None
+        block = np.asarray(counts, dtype=np.float64)[self.flags_at :]
+        if block[-1] > 0:
+            return None
+        ranked = sorted(((int(c), n) for n, c in zip(self.reason_names, block[:-1], strict=True) if c > 0),
+                        key=lambda cn: (-cn[0], cn[1]))
+        return {n: c for c, n in ranked}
+
+    def _count_features(self, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> np.ndarray:
         parts: list[np.ndarray] = []
         if self.numeric:
             values = np.vstack([_numeric(arrays[i]) for i, _, _, _ in self.numeric])
@@ -208,7 +258,8 @@ class Tally:
             counts = [found.get(v, 0) for v in known]
             nulls = arr.null_count
             parts.append(np.asarray([*counts, len(arr) - nulls - sum(counts), nulls], dtype=np.float64))
-        return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]) if parts else self.zero()
+        return (np.concatenate([np.asarray(p, dtype=np.float64) for p in parts]) if parts
+                else np.zeros(self.flags_at, dtype=np.float64))
 
     def rows(self, counts: np.ndarray) -> int:
         """How many rows the counts cover (every feature sees every row: the first one's bins tell)."""
@@ -219,7 +270,7 @@ class Tally:
     def compare(self, counts: np.ndarray) -> dict[str, dict[str, Any]]:
         """Per feature: psi, ks (numeric only), null_rate, null_rate_reference, null_rate_change."""
         out: dict[str, dict[str, Any]] = {}
-        block = iter(np.split(np.asarray(counts, dtype=np.float64), self.offsets[1:-1]))
+        block = iter(np.split(np.asarray(counts, dtype=np.float64)[: self.flags_at], self.offsets[1:-1]))
         for _, name, edges, quantiles in self.numeric:
             c, ref = next(block), self.reference["numeric"][name]
             bins, k = len(edges) + 2, len(quantiles)

@@ -8,7 +8,8 @@ parallel blocks also read some events as context rows, counts only the rows it
 scores for the output.
 `Monitor.finish` runs inside `publish`, on the verified staging directory and before
 the swap: it compares the counted features, counts the written scores at the
-reference's edges (one pass over the score column), fetches the top-scored rows (the
+reference's edges (one pass over the score column), lists the flagged rows by their first
+reason (counted in the scoring pass too, for a run with a score threshold), fetches the top-scored rows (the
 score column first, then only the row groups holding the top scores), adds it all to
 the run manifest and writes `_adspark_report.html` into the staging directory, so the
 report is published with the output or not at all. With `monitor.on_drift: fail`,
@@ -41,6 +42,7 @@ from adspark.scoring import model_feature_names
 log = logging.getLogger("adspark.monitor")
 TOP_ROWS = 20
 TOP_CANDIDATES = 100_000  # at most this many rows above the cut are ordered to find the top ones
+FLAG_REASONS = 20  # first reasons listed in the run manifest; the rest are counted as `other`
 TOP_COLUMNS = 12  # columns of a top row kept in the manifest (ids, reasons, score, then features)
 
 
@@ -78,14 +80,18 @@ class Monitor:
         self.timings: dict[str, float] = {}
         self.counting: Counting | None = None  # (drift.Tally, accumulator) for the scoring pass
         self.sample_rows = 0
+        self.flag_reasons: dict[str, int] | None = None  # flagged rows by first reason, from the scoring pass
         self._cut: float | None = None  # a score below the top rows, from the score counts
 
     @property
     def active(self) -> bool:
         return self.reference is not None and self.cfg.monitor.drift
 
-    def check_input(self) -> None:
-        """Set up drift counting for the scoring pass (every kind: the sequence scorer skips context rows)."""
+    def check_input(self, threshold: float | None = None) -> None:
+        """Set up drift counting for the scoring pass (every kind: the sequence scorer skips context rows).
+
+        With the run's score `threshold` and a reasons column in the output, the pass also counts the flagged
+        rows by their first reason (`flag_reasons` in the run manifest)."""
         if self.reference is None:
             log.info("the model in %s has no drift reference (trained by an older adspark); drift skipped",
                      self.artifact.path)
@@ -93,7 +99,8 @@ class Monitor:
         if not self.cfg.monitor.drift:
             return
         sink: Any = self.spark.sparkContext.accumulator({}, cast(Any, drift.PartitionCounts()))
-        self.counting = (drift.Tally(self.reference, model_feature_names(self.artifact)), sink)
+        by_reason = threshold if self.cfg.output.explain else None
+        self.counting = (drift.Tally(self.reference, model_feature_names(self.artifact), by_reason), sink)
 
     def _counted_features(self) -> None:
         """The features counted in the scoring pass, compared with the reference."""
@@ -104,6 +111,7 @@ class Monitor:
         total = np.sum(parts, axis=0) if parts else tally.zero()
         rows = tally.rows(total)
         self.sample_rows = rows
+        self.flag_reasons = tally.flag_reasons(total)
         if rows:
             self.features = tally.compare(total)
             self._judge()
@@ -118,6 +126,19 @@ class Monitor:
             if m.on_drift == "fail":
                 raise DriftError(f"{message}; monitor.on_drift is 'fail', so nothing was published")
             log.warning("%s", message)
+
+    def _flag_reasons(self, flagged: int) -> dict[str, Any] | None:
+        """The scoring pass's flagged rows by first reason, when they account for every written flag."""
+        counts = self.flag_reasons
+        if not flagged or counts is None:
+            return None
+        if sum(counts.values()) != flagged:  # not expected: the pass tests `score > threshold` like the flag
+            log.info("flag reasons counted %d rows against %d flagged; not reported", sum(counts.values()), flagged)
+            return None
+        ranked = list(counts.items())
+        return {"column": self.reasons_col,
+                "features": [{"feature": f, "flagged": c} for f, c in ranked[:FLAG_REASONS]],
+                "other": sum(c for _, c in ranked[FLAG_REASONS:])}
 
     def _score_counts(self, out: DataFrame) -> list[int]:
         assert self.reference is not None
@@ -169,6 +190,9 @@ class Monitor:
                 "drifted": drift.drifted(self.features, self.cfg.monitor.max_psi),
                 **scores,
             }
+            reasons = self._flag_reasons(flagged)
+            if reasons:
+                manifest["flag_reasons"] = reasons
         manifest["top_rows"] = self._top_rows(out) if rows else {"columns": [], "rows": []}
         self.timings["monitor_s"] = round(time.perf_counter() - start, 3)
         manifest["timings"] = {**manifest.get("timings", {}), **self.timings}

@@ -224,7 +224,7 @@ def _score_with(spark: SparkSession, cfg: JobConfig, df: DataFrame, artifact: Ar
     ids = list(cfg.columns.id)
     decision = decision_for(cfg, artifact)
     monitor = Monitor(spark, cfg, artifact, ids)
-    monitor.check_input()  # drift counting set up for the scoring pass
+    monitor.check_input(decision.threshold)  # drift (and flag-reason) counting set up for the scoring pass
     observed, source = observe_input(df, ids)
     scored = scored_frame(spark, cfg, observed, artifact, decision, monitor.counting)
     run_info = {

@@ -216,8 +216,8 @@ def map_scorer(key: str, payload: Any, keep: int, names: list[str], percentile: 
         scorer = cached_scorer(key, lambda: unpack_payload(payload.value))
         with counted(counting) as count:
             for batch in batches:
-                count(batch.columns[keep:])
                 results = scorer.results(batch.columns[keep:], percentile, explain)
+                count(batch.columns[keep:], results)
                 yield pa.RecordBatch.from_arrays([*batch.columns[:keep], *results], names=names)
 
     return score

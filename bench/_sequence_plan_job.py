@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from adspark import sequences
 from adspark.cli import main
-from adspark.runtime.base import Counting, cached_scorer, counted, result_struct, unpack_payload
+from adspark.runtime.base import BatchCount, Counting, cached_scorer, counted, result_struct, unpack_payload
 from adspark.runtime.sequence import own_events
 
 
@@ -37,18 +37,16 @@ def no_model(
     return score
 
 
-def _zeros(scorer: Any, batches: Iterator[pa.StructArray], count: Callable[[list[pa.Array]], None],
+def _zeros(scorer: Any, batches: Iterator[pa.StructArray], count: BatchCount,
            percentile: bool, explain: int) -> Iterator[pa.Array]:
     for batch in batches:
         arrays = batch.flatten()
-        count(own_events(arrays[1], arrays[2:]))
         zeros = np.zeros(len(batch))
-        if not (percentile or explain):
-            yield pa.array(zeros, type=pa.float64())
-            continue
         shape = (len(batch), len(scorer.preprocessor.columns))
         parts, expected = (np.ones(shape), np.full(shape, np.nan)) if explain else (None, None)
-        yield result_struct(scorer.package(zeros, parts, expected, percentile, explain), percentile, explain)
+        results = scorer.package(zeros, parts, expected, percentile, explain)
+        count(*own_events(arrays[1], arrays[2:], results))
+        yield result_struct(results, percentile, explain) if percentile or explain else results[0]
 
 
 if __name__ == "__main__":

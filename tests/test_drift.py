@@ -71,6 +71,28 @@ def test_nulls_and_new_categories_show_in_psi_and_null_rate(reference: dict) -> 
         "amount", "merchant"}
 
 
+def test_the_tally_counts_rows_above_the_threshold_by_first_reason(reference: dict) -> None:
+    from adspark.runtime.base import reasons_array
+
+    names = [*FEATURES, "merchant"]
+    table = _arrow(make_table(500, seed=3))
+    arrays = [table.column(c).combine_chunks() for c in names]
+    rng = np.random.default_rng(1)
+    scores, parts = rng.gamma(2.0, 1.0, 500), rng.random((500, len(names)))
+    reasons = reasons_array(names, parts, None, 3, 500)
+    tally = drift.Tally(reference, names, threshold=4.0)
+    counts = tally.count([a[:250] for a in arrays], scores[:250], reasons[:250]) + tally.count(
+        [a[250:] for a in arrays], scores[250:], reasons[250:])
+    first = np.asarray(names)[parts.argmax(axis=1)][scores > 4.0]
+    expected = pd.Series(first).value_counts()
+    got = tally.flag_reasons(counts)
+    assert got == expected.to_dict() and list(got.values()) == sorted(got.values(), reverse=True)
+    assert tally.compare(counts) == drift.Tally(reference, names).compare(counts[: tally.flags_at])
+    unattributed = tally.count(arrays, scores, reasons_array(names, None, None, 3, 500))
+    assert tally.flag_reasons(unattributed) is None  # a kind without reasons: nothing to report
+    assert drift.Tally(reference, names).flag_reasons(counts[: tally.flags_at]) is None  # no threshold (top_k)
+
+
 def test_score_drift_from_cumulative_counts(reference: dict) -> None:
     scores = np.random.default_rng(1).gamma(2.0, 1.0, 5000)
     edges = drift.score_edges(reference)

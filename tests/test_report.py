@@ -48,6 +48,24 @@ def test_score_writes_a_self_contained_run_report(scored: Path) -> None:
     assert str(top["rows"][0][0]) in page
 
 
+def test_the_scoring_pass_counts_tonights_flags_by_their_first_reason(scored: Path) -> None:
+    import pandas as pd
+
+    run = json.loads((scored / "_adspark_run.json").read_text())
+    out = pd.read_parquet(scored)
+    flagged = out[out["is_anomaly"]]
+    expected = flagged["top_features"].map(lambda r: r[0]["feature"]).value_counts()
+    reasons = run["flag_reasons"]
+    assert reasons["column"] == "top_features" and reasons["other"] == 0 and len(flagged) > 0
+    assert {r["feature"]: r["flagged"] for r in reasons["features"]} == expected.to_dict()
+    assert sum(r["flagged"] for r in reasons["features"]) == run["flagged"] == len(flagged)
+    assert [r["flagged"] for r in reasons["features"]] == sorted(expected, reverse=True)
+    page = run_page(run)
+    top = reasons["features"][0]
+    assert "What drives tonight&#x27;s flags" in page
+    assert f"<td>{top['feature']}</td><td class=\"num\">{top['flagged']}</td>" in page
+
+
 def test_the_reasons_read_as_sentences_also_under_another_column_name(scored: Path) -> None:
     run = json.loads((scored / "_adspark_run.json").read_text())
     top = run["top_rows"]

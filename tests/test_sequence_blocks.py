@@ -100,8 +100,13 @@ def scored(spark: Any, cfg: Any, out: Path, block_events: int) -> pd.Series:
 
 def check_drift_counts(spark: Any, cfg: Any, out: Path) -> None:
     """Drift was counted in the scoring pass over each event once (context rows not), as over the whole table."""
-    counted = json.loads((out / "_adspark_run.json").read_text())["drift"]
+    run = json.loads((out / "_adspark_run.json").read_text())
+    counted = run["drift"]
     assert counted["counted_in_scoring"] and counted["sample_rows"] == 1000
+    flagged = pd.read_parquet(out).query("is_anomaly")
+    first = flagged["top_features"].map(lambda r: r[0]["feature"]).value_counts().to_dict()
+    assert {r["feature"]: r["flagged"] for r in run["flag_reasons"]["features"]} == first
+    assert sum(first.values()) == run["flagged"] > 0  # each event's flag counted once, context rows not
     whole = spark.read.parquet(str(cfg.input.path)).select("latency_ms", "template").toArrow()
     expected = compare_features(load_artifact(str(cfg.model_dir)).manifest["reference"], whole)
     for name, values in expected.items():

@@ -78,6 +78,26 @@ def _drift_section(drift: dict[str, Any]) -> str:
                    table(headers, rows, [False, True, True, True, True, False], over))
 
 
+def _flag_reasons_section(m: dict[str, Any]) -> str:
+    reasons = m.get("flag_reasons")
+    if not reasons or not reasons.get("features"):
+        return ""
+    flagged = sum(r["flagged"] for r in reasons["features"]) + int(reasons.get("other") or 0)
+    drift = (m.get("drift") or {}).get("features") or {}
+    drifted = set((m.get("drift") or {}).get("drifted") or [])
+    rows = [[r["feature"], r["flagged"], pct(r["flagged"] / flagged),
+             "drifted" if r["feature"] in drifted else ("ok" if r["feature"] in drift else "–")]
+            for r in reasons["features"]]
+    if reasons.get("other"):
+        rows.append(["(other columns)", reasons["other"], pct(reasons["other"] / flagged), ""])
+    note = (f'<p class="note">Each flagged row counted once, under the first entry of <code>{esc(reasons["column"])}'
+            "</code>: the column contributing most to its score. A column behind many flags that also drifted "
+            "points at a change upstream rather than at the rows themselves.</p>")
+    return section("What drives tonight's flags",
+                   table(["first reason", "flagged rows", "share of flags", "drift"], rows,
+                         [False, True, True, False], [r[3] == "drifted" for r in rows]), note)
+
+
 def run_page(m: dict[str, Any]) -> str:
     """The run report (`_adspark_report.html`) from the run manifest (`_adspark_run.json`)."""
     drift = m.get("drift") or {}
@@ -104,6 +124,7 @@ def run_page(m: dict[str, Any]) -> str:
                           "Flag rate", "% of rows flagged")
         parts.append(section("Scores against training", image(uri, "score histogram"), image(rate, "flag rate")))
     parts.append(_drift_section(drift))
+    parts.append(_flag_reasons_section(m))
     parts.append(top_rows_section(m.get("top_rows"), "Top flagged rows", "No rows were scored."))
     return page(f"adspark run {m.get('run_id', '')}", f"{m.get('input_path', '')} scored with "
                 f"{m.get('model_kind', '')} model {str(m.get('model_sha256', ''))[:12]}", parts)

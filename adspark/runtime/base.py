@@ -224,11 +224,14 @@ def batch_scorer(
         with counted(counting) as count:
             for batch in batches:
                 arrays = batch.flatten()
-                count(arrays)
                 if percentile or explain:
-                    yield result_struct(scorer.results(arrays, percentile, explain), percentile, explain)
+                    results = scorer.results(arrays, percentile, explain)
+                    count(arrays, results)
+                    yield result_struct(results, percentile, explain)
                 else:
-                    yield pa.array(scorer.score_arrays(arrays), type=pa.float64())
+                    scores = scorer.score_arrays(arrays)
+                    count(arrays, [pa.array(scores, type=pa.float64())])
+                    yield pa.array(scores, type=pa.float64())
 
     return score
 
@@ -236,22 +239,28 @@ def batch_scorer(
 Counting = tuple[Any, Any]  # (adspark.drift.Tally, a Spark accumulator of drift.PartitionCounts)
 
 
+BatchCount = Callable[[list[pa.Array], list[pa.Array]], None]
+
+
 @contextmanager
-def counted(counting: Counting | None) -> Iterator[Callable[[list[pa.Array]], None]]:
-    """A function counting one batch's features for drift; the task's total goes to the accumulator at the end.
+def counted(counting: Counting | None) -> Iterator[BatchCount]:
+    """A function counting one batch for drift: its features and its results (Scorer.results: the score first,
+    the reasons last when asked); the task's total goes to the accumulator at the end.
 
     The total is added only when the task's batches all went through, keyed by
     partition, so a retried task replaces its counts rather than adding them again.
     """
     if counting is None:
-        yield lambda arrays: None
+        yield lambda arrays, results: None
         return
     tally, sink = counting
     total = tally.zero()
 
-    def count(arrays: list[pa.Array]) -> None:
+    def count(arrays: list[pa.Array], results: list[pa.Array]) -> None:
         nonlocal total
-        total = total + tally.count(arrays)
+        reasons = results[-1] if len(results) > 1 and pa.types.is_list(results[-1].type) else None
+        scores = results[0].to_numpy(zero_copy_only=False)
+        total = total + tally.count(arrays, scores, reasons)
 
     yield count
     from pyspark import TaskContext

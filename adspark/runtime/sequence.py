@@ -224,20 +224,22 @@ def sequence_batch_scorer(
             for batch in batches:
                 arrays = batch.flatten()
                 keys = arrays[0].to_numpy(zero_copy_only=False)
-                count(own_events(arrays[1], arrays[2:]))
                 scores, parts, expected, history = scorer.explain_events(keys, arrays[2:], history, explain > 0)
+                results = scorer.package(scores, parts, expected, percentile, explain)
+                count(*own_events(arrays[1], arrays[2:], results))
                 if percentile or explain:
-                    yield result_struct(scorer.package(scores, parts, expected, percentile, explain),
-                                        percentile, explain)
+                    yield result_struct(results, percentile, explain)
                 else:
-                    yield pa.array(scores, type=pa.float64())
+                    yield results[0]
 
     return score
 
 
-def own_events(context: pa.Array, features: list[pa.Array]) -> list[pa.Array]:
-    """The features of the rows that are not context rows (a context flag of true)."""
+def own_events(
+    context: pa.Array, features: list[pa.Array], results: list[pa.Array]
+) -> tuple[list[pa.Array], list[pa.Array]]:
+    """The features and results of the rows that are not context rows (a context flag of true)."""
     if not pc.any(context).as_py():
-        return features
+        return features, results
     keep = pc.invert(pc.fill_null(context, False))
-    return [a.filter(keep) for a in features]
+    return [a.filter(keep) for a in features], [a.filter(keep) for a in results]
