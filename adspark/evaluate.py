@@ -217,7 +217,7 @@ def _scored_table(spark: SparkSession, cfg: JobConfig, scores: str | None, label
         df = spark.read.parquet(scores)
         if SCORE_COL not in df.columns:
             raise SchemaError(f"{scores}: no {SCORE_COL!r} column; is it an adspark output?")
-        threshold = _model_threshold(cfg, artifact) if artifact else _run_threshold(scores)
+        threshold = _model_threshold(cfg, artifact) if artifact else _run_threshold(spark, scores)
         _check_columns(df, label, by)
         return df, threshold, artifact.manifest if artifact else None, scores
     if artifact is None:
@@ -246,13 +246,34 @@ def _check_columns(df: DataFrame, label: str, by: str | None) -> None:
         raise SchemaError(f"--by column {by!r} is not in the table; available columns: {', '.join(sorted(df.columns))}")
 
 
-def _run_threshold(scores: str) -> float:
-    path = Path(scores) / "_adspark_run.json"
-    try:
-        return float(json.loads(path.read_text())["threshold"])
-    except (OSError, ValueError, KeyError):
-        raise ConfigError(f"{scores}: no model_dir given and no readable {path.name} to take the threshold "
-                          "from; pass --model-dir") from None
+def _run_threshold(spark: SparkSession, scores: str) -> float:
+    """The threshold the scored output was flagged with, from its run manifest(s), on any filesystem.
+
+    `scores` may be a pattern over several outputs (`out/dt=*`): their runs must agree."""
+    from adspark.io import HadoopPath
+    from adspark.publish import RUN_MANIFEST
+
+    found: dict[str, float | None] = {}
+    for manifest in HadoopPath(spark, scores).matches(RUN_MANIFEST):
+        try:
+            value = json.loads(manifest.read_text())["threshold"]
+            found[manifest.path] = None if value is None else float(value)
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{manifest.path}: no threshold in this run manifest; pass --model-dir") from None
+    if not found:
+        raise ConfigError(f"{scores}: no model_dir given and no {RUN_MANIFEST} to take the threshold from; "
+                          "pass --model-dir")
+    thresholds: dict[float, str] = {}
+    for path, value in found.items():
+        if value is None:
+            raise ConfigError(f"{path}: this run flagged rows by top_k, with no single score threshold; pass "
+                              "--model-dir to evaluate at the model's threshold")
+        thresholds.setdefault(value, path)
+    if len(thresholds) > 1:
+        (low, a), (high, b) = min(thresholds.items()), max(thresholds.items())
+        raise ConfigError(f"{scores}: the outputs were flagged at different thresholds ({a}: {low:g}, {b}: "
+                          f"{high:g}); pass --model-dir to evaluate at one threshold")
+    return next(iter(thresholds))
 
 
 def evaluate(spark: SparkSession, cfg: JobConfig, label: str, scores: str | None = None, by: str | None = None

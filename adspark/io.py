@@ -81,6 +81,11 @@ class HadoopPath:
         root = len(self.path) + 1
         return sorted(str(st.getPath().toString())[root:] for st in found if st.isDirectory())
 
+    def matches(self, relative: str) -> list[HadoopPath]:
+        """The existing paths `relative` names under this path, which may itself be a glob pattern."""
+        found = self.fs.globStatus(self._jvm.org.apache.hadoop.fs.Path(self.jpath, relative)) or []
+        return [self._derive(st.getPath()) for st in found]
+
     def exists(self) -> bool:
         return bool(self.fs.exists(self.jpath))
 

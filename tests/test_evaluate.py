@@ -76,6 +76,25 @@ def test_scores_mode_writes_metrics_and_page(spark, tmp_path: Path) -> None:
     assert page.count('<img src="data:image/png;base64,') >= 3
 
 
+def test_scores_through_a_pattern_take_the_threshold_all_their_runs_agree_on(spark, tmp_path: Path, capsys) -> None:
+    frames = {"dt=1": _ties(400, seed=3), "dt=2": _ties(500, seed=4)}
+    for name, frame in frames.items():
+        spark.createDataFrame(frame).write.parquet(str(tmp_path / "out" / name))  # type: ignore[attr-defined]
+        (tmp_path / "out" / name / "_adspark_run.json").write_text(json.dumps({"threshold": 1.0}))
+    args = ["evaluate", "--config", _config(tmp_path), "--label", "y", "--scores", str(tmp_path / "out" / "dt=*"),
+            "--report", str(tmp_path / "rep")]
+    assert cli.main(args) == 0
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    both = pd.concat(frames.values())
+    assert m["threshold"] == 1.0 and m["rows"] == 900 and m["flagged"] == int((both["anomaly_score"] > 1.0).sum())
+    capsys.readouterr()
+    for threshold, says in ((1.5, "flagged at different thresholds"), (None, "top_k, with no single score")):
+        (tmp_path / "out" / "dt=2" / "_adspark_run.json").write_text(json.dumps({"threshold": threshold}))
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert says in err and "dt=2" in err and "--model-dir" in err
+
+
 def test_the_page_never_lands_in_what_evaluate_reads_nor_over_another_tools_files(spark, tmp_path: Path,
                                                                                    capsys) -> None:
     path = str(tmp_path / "scored")
