@@ -109,7 +109,8 @@ def categorical_reference(values: np.ndarray) -> dict[str, Any]:
     return {"values": top, "other": other, "null_rate": float(is_null.sum()) / total}
 
 
-def score_reference(scores: np.ndarray, threshold: float) -> dict[str, Any]:
+def score_reference(scores: np.ndarray, threshold: float | None) -> dict[str, Any]:
+    """The training scores' deciles and histogram; a top_k model (no threshold) has no expected flag rate."""
     scores = np.asarray(scores, dtype=np.float64)
     edges = np.unique(np.quantile(scores, np.arange(1, PSI_BINS) / PSI_BINS)).tolist()
     hist_edges = histogram_edges(scores, threshold)
@@ -118,12 +119,12 @@ def score_reference(scores: np.ndarray, threshold: float) -> dict[str, Any]:
         "shares": _shares(_bin_counts(scores, edges)),
         "hist_edges": hist_edges,
         "hist_shares": _shares(_bin_counts(scores, hist_edges)),
-        "expected_flag_rate": float(np.mean(scores > threshold)),
-        "threshold": float(threshold),
+        "expected_flag_rate": None if threshold is None else float(np.mean(scores > threshold)),
+        "threshold": None if threshold is None else float(threshold),
     }
 
 
-def histogram_edges(scores: np.ndarray, threshold: float) -> list[float]:
+def histogram_edges(scores: np.ndarray, threshold: float | None) -> list[float]:
     """Edges for the score histogram: asinh-spaced (log-like for large scores, fine for negatives).
 
     They span the training scores and the threshold, and half as far again beyond on the
@@ -149,11 +150,20 @@ def asinh_width(scores: np.ndarray) -> float:
     return w if math.isfinite(w) and w > 1e-12 else 1.0
 
 
+def first_reason_counts(reasons: pa.Array) -> dict[str, int]:
+    """Rows per column named first in their reasons (the largest share of the score); rows without reasons
+    are not counted."""
+    first = pc.struct_field(pc.list_element(reasons, 0), [0])
+    return {str(v["values"]): int(v["counts"]) for v in pc.value_counts(first).to_pylist() if v["values"] is not None}
+
+
 def build_reference(
-    sample: pa.Table, numeric: list[str], categorical: list[str], scores: np.ndarray, threshold: float
+    sample: pa.Table, numeric: list[str], categorical: list[str], scores: np.ndarray, threshold: float | None,
+    flag_reasons: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The training sample's distributions, frozen in the manifest under `reference`."""
-    return {
+    """The training sample's distributions, frozen in the manifest under `reference`; with `flag_reasons`
+    (the sample's rows above the threshold by first reason), the flag mix tonight's is compared with."""
+    reference: dict[str, Any] = {
         "version": REFERENCE_VERSION,
         "sample_rows": int(sample.num_rows),
         "numeric": {c: numeric_reference(_numeric(sample.column(c))) for c in numeric if c in sample.column_names},
@@ -162,6 +172,9 @@ def build_reference(
         },
         "score": score_reference(scores, threshold),
     }
+    if flag_reasons is not None:
+        reference["flag_reasons"] = dict(flag_reasons)
+    return reference
 
 
 # --------------------------------------------------------------------------- comparison (scoring)
@@ -219,11 +232,10 @@ class Tally:
         if not flagged:
             return out
         if reasons is not None:
-            first = pc.struct_field(pc.list_element(reasons.filter(pa.array(above)), 0), [0])
-            for v in pc.value_counts(first).to_pylist():
-                slot = self._reason_slot.get(v["values"]) if v["values"] is not None else None
+            for name, count in first_reason_counts(reasons.filter(pa.array(above))).items():
+                slot = self._reason_slot.get(name)
                 if slot is not None:
-                    out[slot] += v["counts"]
+                    out[slot] += count
         out[-1] = flagged - out[:-1].sum()
         return out
 

@@ -136,9 +136,16 @@ class Monitor:
             log.info("flag reasons counted %d rows against %d flagged; not reported", sum(counts.values()), flagged)
             return None
         ranked = list(counts.items())
-        return {"column": self.reasons_col,
-                "features": [{"feature": f, "flagged": c} for f, c in ranked[:FLAG_REASONS]],
-                "other": sum(c for _, c in ranked[FLAG_REASONS:])}
+        out: dict[str, Any] = {"column": self.reasons_col,
+                               "features": [{"feature": f, "flagged": c} for f, c in ranked[:FLAG_REASONS]],
+                               "other": sum(c for _, c in ranked[FLAG_REASONS:])}
+        trained = (self.reference or {}).get("flag_reasons")
+        if trained:  # the training sample's flags by first reason: the mix tonight's is compared with
+            total = sum(trained.values())
+            for entry in out["features"]:
+                entry["training_share"] = trained.get(entry["feature"], 0) / total
+            out["training_flagged"] = total
+        return out
 
     def _score_counts(self, out: DataFrame) -> list[int]:
         assert self.reference is not None

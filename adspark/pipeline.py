@@ -114,7 +114,8 @@ def _reference(detector: Any, sample: pa.Table, roles: Roles) -> dict[str, Any]:
     scores = getattr(detector, "train_scores_", None)
     if scores is None:
         scores = detector.decision_function(sample)
-    return build_reference(sample, roles.numeric, roles.categorical, scores, float(detector.threshold_))
+    return build_reference(sample, roles.numeric, roles.categorical, scores, detector.threshold_,
+                           detector.first_reasons(sample, scores))
 
 
 def _model_report(manifest: dict[str, Any], cfg: JobConfig) -> bytes:

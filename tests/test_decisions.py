@@ -191,6 +191,29 @@ def test_top_k_flags_exactly_k_per_segment_ties_by_id(spark, trained, tmp_path) 
     assert not whole.cached and set(spark.sparkContext._jsc.getPersistentRDDs().keySet()) == cached_before
 
 
+def test_a_model_trained_with_top_k_runs_end_to_end(spark, tmp_path) -> None:
+    """threshold.method top_k in the job's own config: trained, scored, reported; no threshold anywhere."""
+    from adspark import cli, pipeline
+    from adspark.artifact import load_artifact
+    from adspark.config import parse_config
+    from tests.conftest import job_dict, make_table, write_parquet
+
+    data = write_parquet(make_table(1200, seed=13), tmp_path / "data")
+    cfg = parse_config(job_dict(tmp_path, data, threshold={"method": "top_k", "value": 6, "by": ["merchant"]}))
+    report = pipeline.run(spark, cfg)
+    out = spark.read.parquet(cfg.output.path).toPandas()
+    assert report.output_rows == 1200 and report.flagged == 6 * out["merchant"].nunique()
+    assert (out.groupby("merchant")["is_anomaly"].sum() == 6).all()
+    artifact = load_artifact(str(cfg.model_dir))
+    assert artifact.manifest["threshold"]["threshold"] is None and np.isnan(artifact.threshold)
+    assert artifact.manifest["reference"]["score"]["expected_flag_rate"] is None
+    assert "flag_reasons" not in artifact.manifest["reference"]
+    run = json.loads((tmp_path / "out" / "_adspark_run.json").read_text())
+    assert run["threshold"] is None and "flag_reasons" not in run  # no threshold to count flags by in the pass
+    assert "expected – from training" in (tmp_path / "out" / "_adspark_report.html").read_text()
+    assert cli.main(["inspect", str(cfg.model_dir)]) == 0
+
+
 def test_output_names_are_the_users(spark, trained, tmp_path) -> None:
     from adspark import pipeline
     from adspark.config import parse_config

@@ -113,6 +113,9 @@ def test_artifact_freezes_the_reference(trained: dict) -> None:
     assert set(ref["numeric"]) == set(FEATURES) and set(ref["categorical"]) == {"merchant"}
     assert ref["sample_rows"] == 3000
     assert 0.005 <= ref["score"]["expected_flag_rate"] <= 0.02
+    # the sample's flagged rows by the first column of their reasons: every one counted, under a feature
+    mix = ref["flag_reasons"]
+    assert sum(mix.values()) == round(ref["score"]["expected_flag_rate"] * 3000) and set(mix) <= {*FEATURES, "merchant"}
 
 
 def _score(spark: object, trained: dict, data: str, out: Path, **monitor: object):  # type: ignore[no-untyped-def]

@@ -60,9 +60,13 @@ def test_the_scoring_pass_counts_tonights_flags_by_their_first_reason(scored: Pa
     assert {r["feature"]: r["flagged"] for r in reasons["features"]} == expected.to_dict()
     assert sum(r["flagged"] for r in reasons["features"]) == run["flagged"] == len(flagged)
     assert [r["flagged"] for r in reasons["features"]] == sorted(expected, reverse=True)
+    trained = json.loads((Path(run["model_dir"]) / "manifest.json").read_text())["reference"]["flag_reasons"]
+    assert reasons["training_flagged"] == sum(trained.values())
+    for r in reasons["features"]:
+        assert r["training_share"] == trained.get(r["feature"], 0) / sum(trained.values())
     page = run_page(run)
     top = reasons["features"][0]
-    assert "What drives tonight&#x27;s flags" in page
+    assert "What drives tonight&#x27;s flags" in page and ">in training</th>" in page
     assert f"<td>{top['feature']}</td><td class=\"num\">{top['flagged']}</td>" in page
 
 

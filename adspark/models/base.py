@@ -18,10 +18,12 @@ import pyarrow as pa
 
 from adspark.config import JobConfig
 from adspark.decisions import Decision, ScoreSummary, decide, flag, top_k_flags
+from adspark.drift import first_reason_counts
 from adspark.errors import NotFittedError, TrainingError
 from adspark.features import Preprocessor
 from adspark.native_log import DEFAULT_TF_LOG_LEVEL, filtered_native_logs
 from adspark.runtime import Scorer, build_scorer
+from adspark.runtime.base import reasons_array
 
 log = logging.getLogger("adspark.train")
 
@@ -111,6 +113,18 @@ class Detector:
     def decision_function(self, table: pa.Table) -> np.ndarray:
         scorer, _ = self._fitted()
         return self._score_table(scorer, table)
+
+    def first_reasons(self, table: pa.Table, scores: np.ndarray) -> dict[str, int] | None:
+        """The rows of `table` whose `scores` are above the threshold, counted by the first entry of their
+        reasons (the column contributing most); None for top_k or a kind that does not attribute its score."""
+        scorer, threshold = self._fitted()
+        if threshold is None:
+            return None
+        above = flag(scores, threshold)
+        _, parts, _ = scorer.explain_arrays(self._arrays(table.filter(pa.array(above))))
+        if parts is None:
+            return None
+        return first_reason_counts(reasons_array(self.preprocessor.columns, parts, None, 1, len(parts)))
 
     def predict(self, table: pa.Table) -> np.ndarray:
         _, threshold = self._fitted()

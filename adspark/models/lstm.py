@@ -138,6 +138,9 @@ class LstmDetector(Detector):
         assert isinstance(scorer, LstmScorer)
         return scorer.score_stream(*self._streams(table))
 
+    def first_reasons(self, table: pa.Table, scores: np.ndarray) -> dict[str, int] | None:
+        return None  # an event's reasons need its stream's history: the training flag mix is not recorded
+
     def _fit_table(self, table: pa.Table) -> tuple[dict[str, Any], dict[str, bytes]]:
         keys, arrays = self._streams(table)
         pre = self.preprocessor

@@ -85,17 +85,24 @@ def _flag_reasons_section(m: dict[str, Any]) -> str:
     flagged = sum(r["flagged"] for r in reasons["features"]) + int(reasons.get("other") or 0)
     drift = (m.get("drift") or {}).get("features") or {}
     drifted = set((m.get("drift") or {}).get("drifted") or [])
+    trained = reasons.get("training_flagged")
     rows = [[r["feature"], r["flagged"], pct(r["flagged"] / flagged),
+             *([pct(r.get("training_share"))] if trained else []),
              "drifted" if r["feature"] in drifted else ("ok" if r["feature"] in drift else "–")]
             for r in reasons["features"]]
     if reasons.get("other"):
-        rows.append(["(other columns)", reasons["other"], pct(reasons["other"] / flagged), ""])
+        rows.append(["(other columns)", reasons["other"], pct(reasons["other"] / flagged), *([""] if trained else []),
+                     ""])
+    headers = ["first reason", "flagged rows", "share of flags", *(["in training"] if trained else []), "drift"]
     note = (f'<p class="note">Each flagged row counted once, under the first entry of <code>{esc(reasons["column"])}'
-            "</code>: the column contributing most to its score. A column behind many flags that also drifted "
-            "points at a change upstream rather than at the rows themselves.</p>")
+            "</code>: the column contributing most to its score"
+            + (f"; <i>in training</i>: the same share among the {fmt(trained)} training rows above the threshold"
+               if trained else "")
+            + ". A column behind many more flags than in training, and drifted, points at a change upstream "
+            "rather than at the rows themselves.</p>")
     return section("What drives tonight's flags",
-                   table(["first reason", "flagged rows", "share of flags", "drift"], rows,
-                         [False, True, True, False], [r[3] == "drifted" for r in rows]), note)
+                   table(headers, rows, [False, True, True, *([True] if trained else []), False],
+                         [r[-1] == "drifted" for r in rows]), note)
 
 
 def run_page(m: dict[str, Any]) -> str:

@@ -229,9 +229,9 @@ def batch_scorer(
                     count(arrays, results)
                     yield result_struct(results, percentile, explain)
                 else:
-                    scores = scorer.score_arrays(arrays)
-                    count(arrays, [pa.array(scores, type=pa.float64())])
-                    yield pa.array(scores, type=pa.float64())
+                    scores = pa.array(scorer.score_arrays(arrays), type=pa.float64())
+                    count(arrays, [scores])
+                    yield scores
 
     return score
 
