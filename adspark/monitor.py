@@ -80,7 +80,7 @@ class Monitor:
         self.timings: dict[str, float] = {}
         self.counting: Counting | None = None  # (drift.Tally, accumulator) for the scoring pass
         self.sample_rows = 0
-        self.flag_reasons: dict[str, int] | None = None  # flagged rows by first reason, from the scoring pass
+        self.flag_counts: dict[str, int] | None = None  # flagged rows by first reason, from the scoring pass
         self._cut: float | None = None  # a score below the top rows, from the score counts
 
     @property
@@ -111,7 +111,7 @@ class Monitor:
         total = np.sum(parts, axis=0) if parts else tally.zero()
         rows = tally.rows(total)
         self.sample_rows = rows
-        self.flag_reasons = tally.flag_reasons(total)
+        self.flag_counts = tally.flag_reasons(total)
         if rows:
             self.features = tally.compare(total)
             self._judge()
@@ -129,7 +129,7 @@ class Monitor:
 
     def _flag_reasons(self, flagged: int) -> dict[str, Any] | None:
         """The scoring pass's flagged rows by first reason, when they account for every written flag."""
-        counts = self.flag_reasons
+        counts = self.flag_counts
         if not flagged or counts is None:
             return None
         if sum(counts.values()) != flagged:  # not expected: the pass tests `score > threshold` like the flag
