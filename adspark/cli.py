@@ -10,6 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from adspark.config import JobConfig, apply_overrides, load_config
 from adspark.errors import AdsparkError
@@ -97,8 +98,9 @@ def _run_job(args: argparse.Namespace) -> int:
         at = (f"top {decision.get('value', 0):g}" + (f" per {', '.join(decision['by'])}" if decision.get("by") else "")
               if decision.get("method") == "top_k" else f"threshold {report.threshold:.6g}")
         print(
-            f"scored {report.output_rows} rows, flagged {report.flagged} ({rate:.2%}) at {at}; "
-            f"wrote {report.output_path} ({seconds:.1f} s)"
+            f"scored {report.output_rows} rows, flagged {report.flagged} ({rate:.2%}) at {at}"
+            + _leading_reason(report.manifest)
+            + f"; wrote {report.output_path} ({seconds:.1f} s)"
             + (f"; drifted: {', '.join(drifted)}" if drifted else "")
             + (f"; report {report.output_path}/_adspark_report.html" if cfg.monitor.report else "")
         )
@@ -191,6 +193,17 @@ def _one_line(err: BaseException) -> str:
         return f"{type(err).__name__}: {kind.rsplit('.', 1)[-1]}: {message.strip()}"[:600]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return f"{type(err).__name__}: {lines[0] if lines else ''}"[:600]
+
+
+def _leading_reason(manifest: dict[str, Any] | None) -> str:
+    """", most for <column> (N% of flags)": the column first in the most flagged rows' reasons."""
+    reasons = (manifest or {}).get("flag_reasons") or {}
+    entries = reasons.get("features") or []
+    if not entries:
+        return ""
+    total = sum(e["flagged"] for e in entries) + int(reasons.get("other") or 0)
+    top = entries[0]
+    return f", most for {top['feature']} ({top['flagged'] / total:.0%} of flags)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -74,6 +75,9 @@ def ran(job: dict) -> subprocess.CompletedProcess[str]:
 
 def test_cli_run_scores_every_row(ran, job: dict) -> None:
     assert "scored 1500 rows, flagged 15 (1.00%)" in ran.stdout
+    run = json.loads((job["tmp"] / "out" / "_adspark_run.json").read_text())
+    top = run["flag_reasons"]["features"][0]  # the summary names the column behind most flags
+    assert f", most for {top['feature']} ({top['flagged'] / 15:.0%} of flags); wrote" in ran.stdout
     assert "epoch 1/6" in ran.stderr  # training progress is in the log
     assert "absl::InitializeLog" not in ran.stderr  # TensorFlow's native INFO lines are held to its log level
     assert not [ln for ln in ran.stderr.splitlines() if ln.startswith(("I0000 ", "W0000 "))]
