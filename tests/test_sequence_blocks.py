@@ -107,6 +107,10 @@ def check_drift_counts(spark: Any, cfg: Any, out: Path) -> None:
     first = flagged["top_features"].map(lambda r: r[0]["feature"]).value_counts().to_dict()
     assert {r["feature"]: r["flagged"] for r in run["flag_reasons"]["features"]} == first
     assert sum(first.values()) == run["flagged"] > 0  # each event's flag counted once, context rows not
+    ref = load_artifact(str(cfg.model_dir)).manifest["reference"]  # training's flags, in stream order too
+    mix = ref["flag_reasons"]
+    assert sum(mix.values()) == round(ref["score"]["expected_flag_rate"] * ref["sample_rows"]) > 0
+    assert run["flag_reasons"]["training_flagged"] == sum(mix.values())
     whole = spark.read.parquet(str(cfg.input.path)).select("latency_ms", "template").toArrow()
     expected = compare_features(load_artifact(str(cfg.model_dir)).manifest["reference"], whole)
     for name, values in expected.items():

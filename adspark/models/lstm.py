@@ -23,11 +23,14 @@ executors (adspark.runtime.sequence.stream_windows).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from adspark.decisions import flag
+from adspark.drift import first_reason_counts
 from adspark.errors import TrainingError
 from adspark.models.base import Detector, import_keras
 from adspark.models.reconstruction import frozen_mask
@@ -42,6 +45,7 @@ from adspark.models.training import (
     train,
 )
 from adspark.runtime import Scorer
+from adspark.runtime.base import reasons_array
 from adspark.runtime.sequence import (
     NLL_CAP,
     NUMERIC_INPUT,
@@ -139,7 +143,19 @@ class LstmDetector(Detector):
         return scorer.score_stream(*self._streams(table))
 
     def first_reasons(self, table: pa.Table, scores: np.ndarray) -> dict[str, int] | None:
-        return None  # an event's reasons need its stream's history: the training flag mix is not recorded
+        """As for the row-wise kinds, with each event's reasons computed in its stream's order and history."""
+        scorer, threshold = self._fitted()
+        if threshold is None:
+            return None
+        assert isinstance(scorer, LstmScorer)
+        above, counts, start = flag(scores, threshold), Counter[str](), 0
+        for chunk, parts in scorer.explain_stream(*self._streams(table)):
+            rows = above[start : start + len(chunk)]
+            start += len(chunk)
+            if parts is not None and rows.any():
+                counts.update(first_reason_counts(reasons_array(self.preprocessor.columns, parts[rows], None, 1,
+                                                                int(rows.sum()))))
+        return dict(counts)
 
     def _fit_table(self, table: pa.Table) -> tuple[dict[str, Any], dict[str, bytes]]:
         keys, arrays = self._streams(table)

@@ -46,6 +46,7 @@ from adspark.runtime.base import (
 STREAM_COL = "__adspark_stream"
 # exp(-20) ~ 2e-9: the surprise of an event the model gives no chance at all.
 NLL_CAP = 20.0
+STREAM_CHUNK = 8192  # events per onnxruntime call when the driver scores a whole table
 # The numeric head predicts a mean and a spread per feature (a Gaussian), so an error
 # is judged against how predictable the feature is in this context; the floor, in
 # robust-scale units, keeps a near-deterministic context from dividing by ~0.
@@ -192,13 +193,20 @@ class LstmScorer(Scorer):
         sq, nll = self.parts(out, num, codes)
         return sq @ self.num_weights + (nll / self.nll_scale) @ self.cat_weights
 
+    def explain_stream(
+        self, keys: np.ndarray, arrays: list[pa.Array] | list[pa.ChunkedArray], explain: bool = True
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Driver side: (scores, column parts) of a whole ordered table, chunk by chunk in table order."""
+        history = self.empty_history()
+        for start in range(0, len(keys), STREAM_CHUNK):
+            part = [a.slice(start, STREAM_CHUNK) for a in arrays]
+            scores, parts, _, history = self.explain_events(keys[start : start + STREAM_CHUNK], part, history,
+                                                            explain)
+            yield scores, parts
+
     def score_stream(self, keys: np.ndarray, arrays: list[pa.Array] | list[pa.ChunkedArray]) -> np.ndarray:
         """Driver side: scores for a whole ordered table, in bounded chunks."""
-        history, chunks = self.empty_history(), []
-        for start in range(0, len(keys), 8192):
-            part = [a.slice(start, 8192) for a in arrays]
-            scores, history = self.score_events(keys[start : start + 8192], part, history)
-            chunks.append(scores)
+        chunks = [scores for scores, _ in self.explain_stream(keys, arrays, explain=False)]
         return np.concatenate(chunks) if chunks else np.zeros(0)
 
 
