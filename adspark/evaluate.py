@@ -253,22 +253,20 @@ def _run_threshold(spark: SparkSession, scores: str) -> float:
     from adspark.io import HadoopPath
     from adspark.publish import RUN_MANIFEST
 
-    found: dict[str, float | None] = {}
+    thresholds: dict[float, str] = {}  # each threshold found, with the first run manifest that has it
     for manifest in HadoopPath(spark, scores).matches(RUN_MANIFEST):
         try:
             value = json.loads(manifest.read_text())["threshold"]
-            found[manifest.path] = None if value is None else float(value)
+            if value is not None:
+                thresholds.setdefault(float(value), manifest.path)
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{manifest.path}: no threshold in this run manifest; pass --model-dir") from None
-    if not found:
+        if value is None:
+            raise ConfigError(f"{manifest.path}: this run flagged rows by top_k, with no single score threshold; "
+                              "pass --model-dir to evaluate at the model's threshold")
+    if not thresholds:
         raise ConfigError(f"{scores}: no model_dir given and no {RUN_MANIFEST} to take the threshold from; "
                           "pass --model-dir")
-    thresholds: dict[float, str] = {}
-    for path, value in found.items():
-        if value is None:
-            raise ConfigError(f"{path}: this run flagged rows by top_k, with no single score threshold; pass "
-                              "--model-dir to evaluate at the model's threshold")
-        thresholds.setdefault(value, path)
     if len(thresholds) > 1:
         (low, a), (high, b) = min(thresholds.items()), max(thresholds.items())
         raise ConfigError(f"{scores}: the outputs were flagged at different thresholds ({a}: {low:g}, {b}: "

@@ -122,8 +122,10 @@ class Detector:
             return None
         above = flag(scores, threshold)
         _, parts, _ = scorer.explain_arrays(self._arrays(table.filter(pa.array(above))))
-        if parts is None:
-            return None
+        return None if parts is None else self._first_reason_counts(parts)
+
+    def _first_reason_counts(self, parts: np.ndarray) -> dict[str, int]:
+        """Rows of column parts [n, columns] by their first reason, by the executors' own rule (reasons_array)."""
         return first_reason_counts(reasons_array(self.preprocessor.columns, parts, None, 1, len(parts)))
 
     def predict(self, table: pa.Table) -> np.ndarray:

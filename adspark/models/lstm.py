@@ -30,7 +30,6 @@ import numpy as np
 import pyarrow as pa
 
 from adspark.decisions import flag
-from adspark.drift import first_reason_counts
 from adspark.errors import TrainingError
 from adspark.models.base import Detector, import_keras
 from adspark.models.reconstruction import frozen_mask
@@ -45,7 +44,6 @@ from adspark.models.training import (
     train,
 )
 from adspark.runtime import Scorer
-from adspark.runtime.base import reasons_array
 from adspark.runtime.sequence import (
     NLL_CAP,
     NUMERIC_INPUT,
@@ -153,8 +151,7 @@ class LstmDetector(Detector):
             rows = above[start : start + len(chunk)]
             start += len(chunk)
             if parts is not None and rows.any():
-                counts.update(first_reason_counts(reasons_array(self.preprocessor.columns, parts[rows], None, 1,
-                                                                int(rows.sum()))))
+                counts.update(self._first_reason_counts(parts[rows]))
         return dict(counts)
 
     def _fit_table(self, table: pa.Table) -> tuple[dict[str, Any], dict[str, bytes]]:

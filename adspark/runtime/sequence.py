@@ -146,17 +146,11 @@ class LstmScorer(Scorer):
         num, codes = self.preprocessor.numeric_and_codes(arrays)
         return num, numeric_input(self.preprocessor, num), codes
 
-    def score_events(
-        self, keys: np.ndarray, arrays: list[pa.Array] | list[pa.ChunkedArray], history: History
-    ) -> tuple[np.ndarray, History]:
-        """Scores for events in stream order, and the history to carry to the next batch."""
-        scores, _, _, history = self.explain_events(keys, arrays, history, explain=False)
-        return scores, history
-
     def explain_events(
         self, keys: np.ndarray, arrays: list[pa.Array] | list[pa.ChunkedArray], history: History, explain: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, History]:
-        """As score_events, plus each input column's part of the surprise and the predicted numeric values."""
+        """Scores for events in stream order and the history to carry to the next batch; with `explain`, also
+        each input column's part of the surprise and the predicted numeric values."""
         num, x, codes = self.encode(arrays)
         all_keys = np.concatenate([history.keys, keys.astype(np.int64)])
         all_x, all_codes = np.concatenate([history.num, x]), np.concatenate([history.codes, codes])
@@ -234,7 +228,8 @@ def sequence_batch_scorer(
                 keys = arrays[0].to_numpy(zero_copy_only=False)
                 scores, parts, expected, history = scorer.explain_events(keys, arrays[2:], history, explain > 0)
                 results = scorer.package(scores, parts, expected, percentile, explain)
-                count(*own_events(arrays[1], arrays[2:], results))
+                if counting is not None:  # drift and flag counts: the events this block scores for the output
+                    count(*own_events(arrays[1], arrays[2:], results))
                 if percentile or explain:
                     yield result_struct(results, percentile, explain)
                 else:
