@@ -57,6 +57,9 @@ CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] 
     "ensemble_3": ({"model": {"ensemble": 3}}, None),
     "min_steps_60": ({"train": {"min_steps": 60}}, None),
     "min_steps_120": ({"train": {"min_steps": 120}}, None),
+    "act_elu": ({"model": {"activation": "elu"}}, None),
+    "act_tanh": ({"model": {"activation": "tanh"}}, None),
+    "act_leaky_relu": ({"model": {"activation": "leaky_relu"}}, None),
     "code_quarter": ({}, _layers(4)),  # the default before the half-width code
     "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
 }
