@@ -10,12 +10,14 @@ trained once by `adspark train` (window `--window`, hidden [32], a `--sample-row
 `--epochs` epochs: the scoring cost does not depend on how well it is trained):
 
 - hosts:  `--events` events over `--entities` hosts. Variants on local[2]: `copy` (read, write
-          Parquet), `identity` (an Arrow UDF returning its input over the same feature columns:
-          the JVM<->Python transfer floor), `plan` (adspark's sequence plan with a UDF that returns 0
-          instead of running the network: bench/_sequence_plan_job.py), `score` (`adspark score`,
-          every column + the scores). Target: score/copy <= 2.0. Then the LSTM scorer's steps
+          Parquet), `order` (the copy, shuffled by host and sorted by time within each partition: what
+          ordering the streams costs with no UDF), `identity` (an Arrow UDF returning its input over the
+          same feature columns: the JVM<->Python transfer floor), `plan` (adspark's sequence plan with
+          a UDF that returns 0 instead of running the network: bench/_sequence_plan_job.py), `score`
+          (`adspark score`, every column + the scores). Target: score/copy <= 2.0. Then the LSTM scorer's steps
           (encode, windows, onnxruntime, surprise) timed on the driver, per 10k-event batch.
-- series: `--series-events` events, no `columns.entity`: one series. `score` on local[1] and local[2].
+- series: `--series-events` events, no `columns.entity`: one series. `score` on local[1] and local[2],
+          and `copy` on both: what a second core gives the plainest job over the same table.
 - skewed: `--series-events` events, host-0 holds half of them, the rest spread over `--entities`
           hosts. `score` on local[1] and local[2].
           Target for series and skewed: local[1] / local[2] >= 1.7.
@@ -129,11 +131,16 @@ class Shape:
     def variants(self) -> dict[str, list[str]]:
         py = sys.executable
         score = {f"score@{c}": [py, "-m", "adspark.cli", "score", "--config", str(self.config(c))] for c in (1, 2)}
+        if self.name == "series":  # what two cores give a plain copy of the same table: the machine's ceiling
+            return {f"copy@{c}": [py, str(BENCH / "_copy_job.py"), "copy", "--input", str(self.data), "--output",
+                                  str(self.dir / f"copied-{c}"), "--master", f"local[{c}]"] for c in (1, 2)} | score
         if self.name != "hosts":
             return score
         return {
             "copy@2": [py, str(BENCH / "_copy_job.py"), "copy", "--input", str(self.data), "--output",
                        str(self.dir / "copied")],
+            "order@2": [py, str(BENCH / "_copy_job.py"), "order", "--input", str(self.data), "--output",
+                        str(self.dir / "ordered"), "--key", "host", "--sort", "ts"],
             "identity@2": [py, str(BENCH / "_identity_job.py"), "--input", str(self.data), "--output",
                            str(self.dir / "identity"), "--ids", "event_id", "--features", "latency_ms,template"],
             "plan@2": [py, str(BENCH / "_sequence_plan_job.py"), "score", "--config", str(self.config(2)), "--output",
@@ -276,10 +283,13 @@ def report(shapes: list[Shape], runs: dict[tuple[str, str], list[tuple[float, fl
     ratio("hosts: score / copy", ("hosts", "score@2"), ("hosts", "copy@2"), "<= 2.0")
     ratio("hosts: score / identity", ("hosts", "score@2"), ("hosts", "identity@2"), "")
     ratio("hosts: identity / copy", ("hosts", "identity@2"), ("hosts", "copy@2"), "")
+    ratio("hosts: ordered copy (shuffle and sort by stream, no UDF) / copy", ("hosts", "order@2"), ("hosts", "copy@2"),
+          "")
     ratio("hosts: plan without the network / copy", ("hosts", "plan@2"), ("hosts", "copy@2"), "")
     ratio("hosts: score / plan without the network", ("hosts", "score@2"), ("hosts", "plan@2"), "")
     for name in ("series", "skewed"):
         ratio(f"{name}: local[1] / local[2]", (name, "score@1"), (name, "score@2"), ">= 1.7")
+    ratio("series: a plain copy, local[1] / local[2]", ("series", "copy@1"), ("series", "copy@2"), "")
     return "\n".join(lines)
 
 
