@@ -32,14 +32,14 @@ def _args() -> argparse.Namespace:
 
 def main() -> None:
     args = _args()
+    if args.mode != "noop" and not (args.input and args.output):
+        raise SystemExit(f"{args.mode} needs --input and --output")
     if args.mode == "order" and not (args.key and args.sort):
         raise SystemExit("order needs --key and --sort")
     started = time.perf_counter()
     spark = build_session(f"bench-{args.mode}", args.master, parse_conf(args.conf))
     session_s = time.perf_counter() - started
     if args.mode in ("copy", "order"):
-        if not (args.input and args.output):
-            raise SystemExit(f"{args.mode} needs --input and --output")
         df = spark.read.parquet(args.input)
         if args.mode == "order":
             df = df.repartition(args.key).sortWithinPartitions(args.key, args.sort)

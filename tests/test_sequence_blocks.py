@@ -112,7 +112,7 @@ def check_drift_counts(spark: Any, cfg: Any, out: Path) -> None:
     assert sum(mix.values()) == round(ref["score"]["expected_flag_rate"] * ref["sample_rows"]) > 0
     assert run["flag_reasons"]["training_flagged"] == sum(mix.values())
     whole = spark.read.parquet(str(cfg.input.path)).select("latency_ms", "template").toArrow()
-    expected = compare_features(load_artifact(str(cfg.model_dir)).manifest["reference"], whole)
+    expected = compare_features(ref, whole)
     for name, values in expected.items():
         assert counted["features"][name]["psi"] == pytest.approx(values["psi"], abs=1e-12), name
         assert counted["features"][name]["null_rate"] == values["null_rate"], name
