@@ -101,6 +101,10 @@ class ModelConfig(_Strict):
     # shared benchmark (bench/README.md, "The error knee").
     error_knee: float | None = Field(1.5, gt=0.0)
     knee_features: Literal["rare", "all"] = "rare"
+    # autoencoder, gan: each feature's typical training error, which its error is divided by: the root mean
+    # square over the kept training rows, or the median (robust to the anomalies of a heavily contaminated
+    # sample, but it amplifies a feature whose normal rows sometimes miss by a lot; bench/README.md).
+    typical_error: Literal["rms", "median"] = "rms"
     # --- kind: autoencoder -------------------------------------------------------
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
     batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's

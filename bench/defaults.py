@@ -2,6 +2,8 @@
 
     python bench/defaults.py [--candidates defaults,ensemble_3] [--datasets wilt,glass] [--seeds 0,1,2] [--save F]
     python bench/defaults.py --report F [F ...] [--write-readme]   # the tables again, from saved runs
+    python bench/defaults.py --report F [F ...] --candidates a,b --section NAME --write-readme
+                                     # only those candidates, into the README block NAME
 
 Each candidate is a set of config overrides (or a rule for the default layer sizes) applied to the
 shipped defaults; `defaults` is the shipped configuration itself. Every candidate is trained and scored
@@ -60,10 +62,27 @@ CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] 
     "act_elu": ({"model": {"activation": "elu"}}, None),
     "act_tanh": ({"model": {"activation": "tanh"}}, None),
     "act_leaky_relu": ({"model": {"activation": "leaky_relu"}}, None),
+    "median_error": ({"model": {"typical_error": "median"}}, None),  # a robust per-feature error scale
+    "rank_views": ({}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
     "code_quarter": ({}, _layers(4)),  # the default before the half-width code
     "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
 }
 PEER = "sk_iforest"
+# Candidates that change the table rather than the configuration: each numeric column is added again
+# as its rank, mapped to a standard normal (scikit-learn's QuantileTransformer over the whole table,
+# which is also the training sample here): what a user gets from `percent_rank` columns in SQL.
+RANK_VIEWS = {"rank_views"}
+
+
+def with_rank_views(data: quality.Dataset) -> quality.Dataset:
+    import pyarrow as pa
+    from sklearn.preprocessing import QuantileTransformer
+
+    x = np.column_stack([data.table.column(c).to_numpy() for c in data.numeric])
+    ranks = QuantileTransformer(n_quantiles=min(1000, len(x)), output_distribution="normal").fit_transform(x)
+    columns = {c: data.table.column(c) for c in data.numeric}
+    columns |= {f"rank_{c}": pa.array(ranks[:, i]) for i, c in enumerate(data.numeric)}
+    return quality.Dataset(data.name, pa.table(columns), data.labels)
 
 
 def run_candidate(name: str, data: quality.Dataset, seed: int) -> np.ndarray:
@@ -73,7 +92,7 @@ def run_candidate(name: str, data: quality.Dataset, seed: int) -> np.ndarray:
     shipped = ae.default_hidden
     ae.default_hidden = layers or shipped
     try:
-        return quality.run_adspark(data, seed, override)
+        return quality.run_adspark(with_rank_views(data) if name in RANK_VIEWS else data, seed, override)
     finally:
         ae.default_hidden = shipped
 
@@ -115,10 +134,6 @@ def candidate_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-README_BEGIN = "<!-- defaults-table:begin -->"
-README_END = "<!-- defaults-table:end -->"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="of: " + ", ".join(CANDIDATES))
@@ -129,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, default=None, help="write every row as JSON to this file")
     parser.add_argument("--report", type=Path, nargs="*", default=None, help="only tabulate saved runs")
     parser.add_argument("--write-readme", action="store_true", help="replace the table in bench/README.md")
+    parser.add_argument("--section", default="defaults-table",
+                        help="the README block to replace (<!-- SECTION:begin --> ... <!-- SECTION:end -->)")
     args = parser.parse_args(argv)
     if args.report is not None:
-        rows = [Row(**r) for path in args.report for r in json.loads(path.read_text())]
+        keep = {c.strip() for c in args.candidates.split(",")} | {PEER}
+        rows = [Row(**r) for path in args.report for r in json.loads(path.read_text()) if r["variant"] in keep]
     else:
         names = ["defaults", "code_quarter"] if args.smoke else [c.strip() for c in args.candidates.split(",")]
         unknown = sorted(set(names) - set(CANDIDATES))
@@ -147,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.write_readme:
         path = Path(__file__).with_name("README.md")
-        head, rest = path.read_text().split(README_BEGIN, 1)
-        tail = rest.split(README_END, 1)[1]
+        begin, end = f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->"
+        head, rest = path.read_text().split(begin, 1)
+        tail = rest.split(end, 1)[1]
         command = "python bench/defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        path.write_text(f"{head}{README_BEGIN}\n`{command}`\n\n{text}\n{README_END}{tail}")
+        path.write_text(f"{head}{begin}\n`{command}`\n\n{text}\n{end}{tail}")
     return 0
 
 

@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from adspark.models.base import Detector, import_keras
-from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen, softened_inputs
+from adspark.models.reconstruction import (
+    error_scale,
+    frozen_mask,
+    informative_width,
+    pin_frozen,
+    softened_inputs,
+    typical_squared_error,
+)
 from adspark.models.training import (
     EVAL_BATCH,
     KerasFamily,
@@ -105,7 +112,7 @@ class AutoencoderDetector(Detector):
             result = train(family, train_rows, val_rows, settings)
             recon = model.predict(x[result.kept], batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
             pin_frozen(recon, frozen, pinned)
-            sq_err += np.mean(np.square(features[result.kept] - recon), axis=0)
+            sq_err += typical_squared_error(np.square(features[result.kept] - recon), m.typical_error)
             files[f"autoencoder_{member}.onnx"] = export_onnx(model, d)
             summary.append(result.info)
         scale = error_scale(np.sqrt(sq_err / self.cfg.model.ensemble), frozen)

@@ -59,7 +59,14 @@ import numpy as np
 from adspark.errors import TrainingError
 from adspark.models.autoencoder import default_hidden
 from adspark.models.base import Detector, import_keras
-from adspark.models.reconstruction import error_scale, frozen_mask, informative_width, pin_frozen, softened_inputs
+from adspark.models.reconstruction import (
+    error_scale,
+    frozen_mask,
+    informative_width,
+    pin_frozen,
+    softened_inputs,
+    typical_squared_error,
+)
 from adspark.models.training import (
     EVAL_BATCH,
     FAMILY_STREAM,
@@ -292,7 +299,8 @@ class GanDetector(Detector):
         d = x.shape[1]
         k = (out.shape[1] - d) // 2
         recon = pin_frozen(out[:, :d], frozen, x[0, frozen])
-        err = error_scale(np.sqrt(np.mean(np.square(features[kept] - recon), axis=0)), frozen)
+        sq = typical_squared_error(np.square(features[kept] - recon), self.cfg.model.typical_error)
+        err = error_scale(np.sqrt(sq), frozen)
         fm = np.sqrt(np.mean(np.square(out[:, d : d + k] - out[:, d + k :]), axis=0))
         fm_floor = max(FM_SCALE_FLOOR, 0.1 * float(np.median(fm)))
         return {"error_scale": err.tolist(), "fm_scale": np.maximum(fm, fm_floor).tolist()}

@@ -41,6 +41,17 @@ def pin_frozen(recon: np.ndarray, frozen: np.ndarray, values: np.ndarray) -> np.
     return recon
 
 
+def typical_squared_error(sq_errors: np.ndarray, statistic: Literal["rms", "median"]) -> np.ndarray:
+    """Per-feature typical squared error of the training rows (rows x features in, features out).
+
+    "rms" takes the mean (its root is the root mean square), "median" the median: a third of the rows far
+    off (the anomalies of a heavily contaminated sample) do not inflate it, so their errors stay large in
+    its units; but a feature whose normal rows now and then miss by a lot (a spike column) gets a small
+    scale and those rows score high (bench/README.md, "a robust typical error").
+    """
+    return np.median(sq_errors, axis=0) if statistic == "median" else np.mean(sq_errors, axis=0)
+
+
 def error_scale(rms: np.ndarray, frozen: np.ndarray) -> np.ndarray:
     """Per-feature training RMS error, floored so no feature's error is amplified into noise.
 

@@ -1,0 +1,46 @@
+"""model.typical_error: the per-feature training error each feature's error is divided by."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from adspark.config import parse_config
+from adspark.errors import ConfigError
+from adspark.models import make_detector
+from adspark.models.reconstruction import typical_squared_error
+
+
+def test_typical_squared_error_is_the_mean_or_the_median() -> None:
+    sq = np.array([[1.0, 0.0], [4.0, 0.0], [9.0, 0.0], [100.0, 4.0]])
+    np.testing.assert_array_equal(typical_squared_error(sq, "rms"), [28.5, 1.0])
+    np.testing.assert_array_equal(typical_squared_error(sq, "median"), [6.5, 0.0])
+
+
+def test_typical_error_config() -> None:
+    assert parse_config({}).model.typical_error == "rms"
+    assert parse_config({"model": {"typical_error": "median"}}).model.typical_error == "median"
+    with pytest.raises(ConfigError, match="typical_error"):
+        parse_config({"model": {"typical_error": "mean"}})
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "gan"])
+def test_a_median_scale_is_not_inflated_by_a_contaminated_third(kind: str) -> None:
+    """A third of the rows off the line y = x: the median error scale of y stays near the normal rows' error,
+    so those rows' scores stand further above the normal rows' than under the root mean square."""
+    rng = np.random.default_rng(0)
+    n = 600
+    x = rng.normal(size=n)
+    y = x + 0.05 * rng.normal(size=n)
+    off = np.arange(n) % 3 == 0
+    y[off] += rng.choice([-1.5, 1.5], size=int(off.sum()))
+    table = pa.table({"x": x, "y": y, "z": rng.normal(size=n)})
+    scales, gaps = {}, {}
+    for statistic in ("rms", "median"):
+        cfg = parse_config({"model": {"kind": kind, "typical_error": statistic},
+                            "train": {"epochs": 5, "seed": 0, "batch_size": 64}})
+        det = make_detector(cfg, ["x", "y", "z"], []).fit(table)
+        scales[statistic] = np.asarray(det.manifest_()["model"]["error_scale"][:3])
+        scores = det.decision_function(table)
+        gaps[statistic] = float(np.median(scores[off]) / np.median(scores[~off]))
+    assert np.all(scales["median"] < scales["rms"])
+    assert gaps["median"] > gaps["rms"]
