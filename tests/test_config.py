@@ -16,7 +16,7 @@ def test_minimal_config_gets_defaults() -> None:
     assert cfg.preprocess.on_missing == "impute"
 
 
-def test_issue_example_config_parses(tmp_path: Path) -> None:
+def test_a_full_example_config_parses(tmp_path: Path) -> None:
     text = """
 input:     {path: data/transactions, format: parquet}
 columns:
