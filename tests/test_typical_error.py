@@ -39,7 +39,9 @@ def test_a_median_scale_is_not_inflated_by_a_contaminated_third(kind: str) -> No
         cfg = parse_config({"model": {"kind": kind, "typical_error": statistic},
                             "train": {"epochs": 5, "seed": 0, "batch_size": 64}})
         det = make_detector(cfg, ["x", "y", "z"], []).fit(table)
-        scales[statistic] = np.asarray(det.manifest_()["model"]["error_scale"][:3])
+        spec = det.manifest_()["model"]
+        assert spec["typical_error"] == statistic
+        scales[statistic] = np.asarray(spec["error_scale"][:3])
         scores = det.decision_function(table)
         gaps[statistic] = float(np.median(scores[off]) / np.median(scores[~off]))
     assert np.all(scales["median"] < scales["rms"])

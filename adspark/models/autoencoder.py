@@ -123,6 +123,7 @@ class AutoencoderDetector(Detector):
             "error_scale": scale.tolist(),
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
+            "typical_error": self.cfg.model.typical_error,  # how error_scale was taken (provenance only)
             "error_knee": self.cfg.model.error_knee,
             "softened_inputs": softened_inputs(
                 features, frozen, self.cfg.model.knee_features, len(self.preprocessor.numeric_columns)

@@ -280,6 +280,7 @@ class GanDetector(Detector):
             "score_alpha": m.score_alpha,
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
+            "typical_error": m.typical_error,  # how error_scale was taken (provenance only)
             "error_knee": m.error_knee,
             "softened_inputs": softened_inputs(
                 features, frozen, m.knee_features, len(self.preprocessor.numeric_columns)
