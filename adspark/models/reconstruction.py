@@ -52,16 +52,17 @@ def typical_squared_error(sq_errors: np.ndarray, statistic: Literal["rms", "medi
     return np.median(sq_errors, axis=0) if statistic == "median" else np.mean(sq_errors, axis=0)
 
 
-def error_scale(rms: np.ndarray, frozen: np.ndarray) -> np.ndarray:
-    """Per-feature training RMS error, floored so no feature's error is amplified into noise.
+def error_scale(typical: np.ndarray, frozen: np.ndarray) -> np.ndarray:
+    """Per-feature typical training error (the root of typical_squared_error), floored.
 
-    The floor is a tenth of the median over the informative features (at least
-    0.01); a frozen feature has no training error and gets the floor, so a value
-    it never took in training scores high.
+    The floor keeps a feature's error from being amplified into noise. It is a
+    tenth of the median over the informative features (at least 0.01); a frozen
+    feature has no training error and gets the floor, so a value it never took in
+    training scores high.
     """
-    informative = rms[~frozen] if np.any(~frozen) else rms
+    informative = typical[~frozen] if np.any(~frozen) else typical
     floor = max(1e-2, 0.1 * float(np.median(informative))) if len(informative) else 1e-2
-    return np.maximum(rms, floor)
+    return np.maximum(typical, floor)
 
 
 def softened_inputs(
