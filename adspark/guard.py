@@ -4,7 +4,8 @@ Before any work (before a row is read or a model trained) a command asks here:
 
 - `check_paths`: the input, the output and the model directory must be neither
   equal nor nested in either direction, compared as qualified URIs (Hadoop's
-  `makeQualified`; local paths with their symlinks resolved); a filesystem or
+  `makeQualified`; local paths with their symlinks resolved, and no symlink
+  inside a local input directory may lead to one of the others); a filesystem or
   bucket root is never a target. Only the input may be a glob pattern, and it
   must not match the others, what lies above or below them, or the hidden
   names written beside them.
@@ -171,7 +172,34 @@ def check_paths(spark: SparkSession, paths: dict[str, str]) -> dict[str, HadoopP
                        "a inside b": f"overlap: {a} is inside {b}"}[nesting]
             raise PathError(f"{a} ({paths[a]!r}) and {b} ({paths[b]!r}) {how} ({pa_} vs {pb}); writing one would "
                             "destroy the other: give each its own directory")
+    if "input.path" in resolved and not is_glob(paths["input.path"]):
+        _check_links_below_input(spark, paths, resolved)
     return resolved
+
+
+def _links_below(hp: HadoopPath) -> Iterator[tuple[str, str]]:
+    """Each symlink inside a local directory, with where it really leads (nothing for other filesystems)."""
+    if not hp.path.startswith("file:"):
+        return
+    # followlinks=False: a linked directory is reported once and not entered, so a cycle cannot loop.
+    for here, dirs, files in os.walk(str(hp.jpath.toUri().getPath())):
+        for name in dirs + files:
+            link = os.path.join(here, name)
+            if os.path.islink(link):
+                yield link, os.path.realpath(link)
+
+
+def _check_links_below_input(spark: SparkSession, paths: dict[str, str], resolved: dict[str, HadoopPath]) -> None:
+    """Spark reads through a symlink inside a local input directory, so one that leads to (or above, or into)
+    the output or the model directory makes the job read what it is about to replace. Refused, naming the link."""
+    others = [k for k in resolved if k != "input.path"]
+    for link, target in _links_below(resolved["input.path"]):
+        where = qualified(spark, "file://" + target).path
+        for key in others:
+            if _nesting(spark, where, resolved[key].path, False) is not None:
+                raise PathError(f"input.path ({paths['input.path']!r}) reaches {key} ({paths[key]!r}) through the "
+                                f"symlink {link} -> {target}; writing {key} would destroy what the input reads: "
+                                f"remove the link or give {key} a directory of its own")
 
 
 def check_not_inside(spark: SparkSession, key: str, directory: str, paths: dict[str, str]) -> None:

@@ -78,6 +78,33 @@ def test_overlap_is_found_through_symlinks_and_spellings(spark, layout) -> None:
     assert snapshot(layout["lake"]) == before
 
 
+def test_a_symlink_inside_the_input_that_leads_to_the_output_or_model_is_refused(spark, layout) -> None:
+    """Spark reads through links below a local input directory: one leading to (or above) a target adspark
+    replaces would make the run read what it is about to destroy."""
+    from adspark.guard import check_paths
+
+    root, table = layout["root"], layout["table"]
+    (root / "elsewhere").mkdir()
+    (table / "archive").symlink_to(root / "elsewhere")  # leads nowhere adspark writes: allowed
+    cases = [
+        (table / "last_scores", root / "out", "output.path"),       # a directory link to the output
+        (table / "models", root, "(output.path|model_dir)"),         # a link above every target
+        (table / "part-model.parquet", root / "m" / "manifest.json", "model_dir"),  # a file link into the model
+    ]
+    before = snapshot(table)
+    for link, target, key in cases:
+        link.symlink_to(target)
+        cfg = _cfg(layout, str(root / "out"), str(root / "m"))
+        message = rf"input.path .* reaches {key} .* through the symlink {re.escape(str(link))} -> "
+        with pytest.raises(PathError, match=message):
+            pipeline.run(spark, cfg)
+        link.unlink()
+    assert snapshot(table) == before
+    assert not (root / "out").exists() and not (root / "m").exists()  # refused before anything was written
+    paths = {"input.path": str(table), "output.path": str(root / "out"), "model_dir": str(root / "m")}
+    assert set(check_paths(spark, paths)) == set(paths)
+
+
 # (input pattern, output, model_dir, what the error says); paths relative to tmp
 GLOB_OVERLAPS = [
     ("lake/tab*", "lake/tabular", "m", "the pattern input.path matches output.path"),  # read back tomorrow
