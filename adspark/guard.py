@@ -5,7 +5,8 @@ Before any work (before a row is read or a model trained) a command asks here:
 - `check_paths`: the input, the output and the model directory must be neither
   equal nor nested in either direction, compared as qualified URIs (Hadoop's
   `makeQualified`; local paths with their symlinks resolved, and no symlink
-  inside a local input directory may lead to one of the others); a filesystem or
+  inside a local input, or matched by a local input pattern, may lead to one
+  of the others); a filesystem or
   bucket root is never a target. Only the input may be a glob pattern, and it
   must not match the others, what lies above or below them, or the hidden
   names written beside them.
@@ -172,17 +173,39 @@ def check_paths(spark: SparkSession, paths: dict[str, str]) -> dict[str, HadoopP
                        "a inside b": f"overlap: {a} is inside {b}"}[nesting]
             raise PathError(f"{a} ({paths[a]!r}) and {b} ({paths[b]!r}) {how} ({pa_} vs {pb}); writing one would "
                             "destroy the other: give each its own directory")
-    if "input.path" in resolved and not is_glob(paths["input.path"]):
+    if "input.path" in resolved:
         _check_links_below_input(spark, paths, resolved)
     return resolved
 
 
-def _links_below(hp: HadoopPath) -> Iterator[tuple[str, str]]:
-    """Each symlink inside a local directory, with where it really leads (nothing for other filesystems)."""
-    if not hp.path.startswith("file:"):
-        return
+def _local_matches(spark: SparkSession, pattern: str) -> list[str]:
+    """The local paths a qualified `file:` glob matches today, links (even dangling ones) included.
+
+    Hadoop's own globStatus follows links and drops a dangling one, so names are matched here, directory by
+    directory, with Hadoop's glob matcher. A brace spanning names ({a/b,c}) is refused as a whole by
+    check_paths' pairwise rule and matches nothing here.
+    """
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    found = ["/"]
+    for name in _components(pattern)[1]:
+        if "/" in name:
+            return []
+        if not is_glob(name):
+            found = [p for base in found if os.path.lexists(p := os.path.join(base, name))]
+            continue
+        matcher = jvm.org.apache.hadoop.fs.GlobPattern.compile(name)
+        found = [os.path.join(base, entry) for base in found if os.path.isdir(base)
+                 for entry in sorted(os.listdir(base)) if matcher.matcher(entry).matches()]
+    return found
+
+
+def _links_below(top: str) -> Iterator[tuple[str, str]]:
+    """Each symlink at or inside a local path, with where it really leads."""
+    if os.path.islink(top):  # a pattern's match may itself be a link
+        yield top, os.path.realpath(top)
     # followlinks=False: a linked directory is reported once and not entered, so a cycle cannot loop.
-    for here, dirs, files in os.walk(str(hp.jpath.toUri().getPath())):
+    for here, dirs, files in os.walk(top):
         for name in dirs + files:
             link = os.path.join(here, name)
             if os.path.islink(link):
@@ -191,9 +214,14 @@ def _links_below(hp: HadoopPath) -> Iterator[tuple[str, str]]:
 
 def _check_links_below_input(spark: SparkSession, paths: dict[str, str], resolved: dict[str, HadoopPath]) -> None:
     """Spark reads through a symlink inside a local input directory, so one that leads to (or above, or into)
-    the output or the model directory makes the job read what it is about to replace. Refused, naming the link."""
+    the output or the model directory makes the job read what it is about to replace. Refused, naming the link.
+    A pattern input is checked at each path it matches today."""
     others = [k for k in resolved if k != "input.path"]
-    for link, target in _links_below(resolved["input.path"]):
+    top = resolved["input.path"]
+    if not top.path.startswith("file:"):
+        return
+    tops = _local_matches(spark, top.path) if is_glob(paths["input.path"]) else [str(top.jpath.toUri().getPath())]
+    for link, target in (pair for local in tops for pair in _links_below(local)):
         where = qualified(spark, "file://" + target).path
         for key in others:
             if _nesting(spark, where, resolved[key].path, False) is not None:

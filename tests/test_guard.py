@@ -100,9 +100,15 @@ def test_a_symlink_inside_the_input_that_leads_to_the_output_or_model_is_refused
             pipeline.run(spark, cfg)
         link.unlink()
     assert snapshot(table) == before
+    latest = layout["lake"] / "latest"  # a pattern's match that is itself a link
+    latest.symlink_to(root / "out")
+    with pytest.raises(PathError, match=rf"reaches output.path .* through the symlink {re.escape(str(latest))} -> "):
+        pipeline.run(spark, _cfg(layout, str(root / "out"), str(root / "m"), data=str(layout["lake"] / "*")))
+    latest.unlink()
     assert not (root / "out").exists() and not (root / "m").exists()  # refused before anything was written
-    paths = {"input.path": str(table), "output.path": str(root / "out"), "model_dir": str(root / "m")}
-    assert set(check_paths(spark, paths)) == set(paths)
+    for data in (table, layout["lake"] / "*"):
+        paths = {"input.path": str(data), "output.path": str(root / "out"), "model_dir": str(root / "m")}
+        assert set(check_paths(spark, paths)) == set(paths)
 
 
 # (input pattern, output, model_dir, what the error says); paths relative to tmp
