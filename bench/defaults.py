@@ -63,6 +63,7 @@ CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] 
     "act_tanh": ({"model": {"activation": "tanh"}}, None),
     "act_leaky_relu": ({"model": {"activation": "leaky_relu"}}, None),
     "median_error": ({"model": {"typical_error": "median"}}, None),  # a robust per-feature error scale
+    "auto_error": ({"model": {"typical_error": "auto"}}, None),  # the median where many rows miss by far
     "rank_views": ({}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
     "code_quarter": ({}, _layers(4)),  # the default before the half-width code
     "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),

@@ -16,9 +16,23 @@ def test_typical_squared_error_is_the_mean_or_the_median() -> None:
     np.testing.assert_array_equal(typical_squared_error(sq, "median"), [6.5, 0.0])
 
 
+def test_auto_takes_the_median_only_where_many_rows_miss_by_far() -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(1000, 3))
+    contaminated = noise[:, 0].copy()
+    contaminated[:300] += 20.0  # 30% of the rows far off: a contaminated feature
+    spiky = noise[:, 1].copy()
+    spiky[:30] *= 100.0  # 3% far off: noise with a few wild misses
+    sq = np.square(np.column_stack([contaminated, spiky, noise[:, 2]]))
+    auto = typical_squared_error(sq, "auto")
+    assert auto[0] == typical_squared_error(sq, "median")[0]
+    np.testing.assert_array_equal(auto[1:], typical_squared_error(sq, "rms")[1:])  # Gaussian: about 4% beyond 3
+
+
 def test_typical_error_config() -> None:
     assert parse_config({}).model.typical_error == "rms"
     assert parse_config({"model": {"typical_error": "median"}}).model.typical_error == "median"
+    assert parse_config({"model": {"typical_error": "auto"}}).model.typical_error == "auto"
     with pytest.raises(ConfigError, match="typical_error"):
         parse_config({"model": {"typical_error": "mean"}})
 

@@ -41,15 +41,30 @@ def pin_frozen(recon: np.ndarray, frozen: np.ndarray, values: np.ndarray) -> np.
     return recon
 
 
-def typical_squared_error(sq_errors: np.ndarray, statistic: Literal["rms", "median"]) -> np.ndarray:
+# typical_error "auto": a feature's errors look like a contaminated sample, not noise, when at least
+# AUTO_SHARE of the rows miss by more than FAR median errors (Gaussian errors put about 4% of rows there).
+FAR = 3.0
+AUTO_SHARE = 0.1
+
+
+def typical_squared_error(sq_errors: np.ndarray, statistic: Literal["rms", "median", "auto"]) -> np.ndarray:
     """Per-feature typical squared error of the training rows (rows x features in, features out).
 
     "rms" takes the mean (its root is the root mean square), "median" the median: a third of the rows far
     off (the anomalies of a heavily contaminated sample) do not inflate it, so their errors stay large in
     its units; but a feature whose normal rows now and then miss by a lot (a spike column) gets a small
-    scale and those rows score high (bench/README.md, "a robust typical error").
+    scale and those rows score high (bench/README.md, "a robust typical error"). "auto" takes the median
+    for the features where many rows miss by far (AUTO_SHARE beyond FAR median errors) and the mean for
+    the others, whose few far misses look like noise.
     """
-    return np.median(sq_errors, axis=0) if statistic == "median" else np.mean(sq_errors, axis=0)
+    mean = np.mean(sq_errors, axis=0)
+    if statistic == "rms":
+        return mean
+    median = np.median(sq_errors, axis=0)
+    if statistic == "median":
+        return median
+    far = np.mean(sq_errors > FAR**2 * np.maximum(median, 1e-12), axis=0)
+    return np.where(far >= AUTO_SHARE, median, mean)
 
 
 def error_scale(typical: np.ndarray, frozen: np.ndarray) -> np.ndarray:
