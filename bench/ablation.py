@@ -346,7 +346,7 @@ def means(rows: list[Row]) -> dict[tuple[str, str], tuple[float, float]]:
 def ablation_table(rows: list[Row]) -> str:
     """One line per variant: mean ROC-AUC / PR-AUC over the tables it ran on, and per table."""
     m = means(rows)
-    tables = [t for t in quality.TABLES if any(d == t for _, d in m)]
+    tables = [t for t in quality.TABLES + quality.DIGIT_TABLES if any(d == t for _, d in m)]
     variants = list(dict.fromkeys(r.variant for r in rows))
     lines = [
         "| variant | changes | tables | mean ROC-AUC | mean PR-AUC | Δ ROC vs baseline (same tables) | ≥ IF |"
@@ -377,7 +377,7 @@ def leave_one_out(rows: list[Row], metric: int = 0, baseline: str = "baseline", 
     only breaks ties: the quality target is per table.
     """
     m = means(rows)
-    tables = [t for t in quality.TABLES if (baseline, t) in m]
+    tables = [t for t in quality.TABLES + quality.DIGIT_TABLES if (baseline, t) in m]
     variants = [v for v in dict.fromkeys(r.variant for r in rows) if v != "sk_iforest"]
     variants = [v for v in variants if all((v, t) in m for t in tables)]
 
@@ -408,18 +408,6 @@ def leave_one_out(rows: list[Row], metric: int = 0, baseline: str = "baseline", 
     return "\n".join(lines)
 
 
-README_BEGIN = "<!-- ablation-table:begin -->"
-README_END = "<!-- ablation-table:end -->"
-
-
-def write_readme(text: str, command: str) -> None:
-    path = Path(__file__).with_name("README.md")
-    doc = path.read_text()
-    head, rest = doc.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    path.write_text(f"{head}{README_BEGIN}\n`{command}`\n\n{text}\n{README_END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
@@ -446,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     text = ablation_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + leave_one_out(rows)
     print(text)
     if args.write_readme:
-        write_readme(text, "python bench/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+        command = "python bench/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        quality.write_readme(text, command, section="ablation-table")
     return 0
 
 

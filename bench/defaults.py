@@ -122,7 +122,7 @@ def run(candidates: list[str], tables: list[str], seeds: list[int], save: Path |
 
 def candidate_table(rows: list[Row]) -> str:
     m = means(rows)
-    tables = [t for t in quality.TABLES if any(d == t for _, d in m)]
+    tables = [t for t in quality.TABLES + quality.DIGIT_TABLES if any(d == t for _, d in m)]
     names = list(dict.fromkeys(r.variant for r in rows))
     lines = ["| candidate | tables | mean ROC-AUC | mean PR-AUC | ≥ IF (ROC) | " + " | ".join(tables) + " |",
              "|---" * (5 + len(tables)) + "|"]
@@ -165,12 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + loo
     print(text)
     if args.write_readme:
-        path = Path(__file__).with_name("README.md")
-        begin, end = f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->"
-        head, rest = path.read_text().split(begin, 1)
-        tail = rest.split(end, 1)[1]
         command = "python bench/defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        path.write_text(f"{head}{begin}\n`{command}`\n\n{text}\n{end}{tail}")
+        quality.write_readme(text, command, section=args.section)
     return 0
 
 
