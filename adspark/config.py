@@ -113,7 +113,7 @@ class ModelConfig(_Strict):
     latent: int | None = Field(None, ge=1, le=1024)  # code size; None = the last `hidden` size
     disc_hidden: list[int] | None = None  # discriminator layers, the last is the feature layer
     score_alpha: float = Field(0.9, ge=0.0, le=1.0)  # weight of reconstruction vs feature matching
-    adversarial_weight: float = Field(0.1, ge=0.0, le=100.0)  # of the adversarial + feature-matching loss
+    adversarial_weight: float = Field(0.03, ge=0.0, le=100.0)  # of the adversarial + feature-matching loss
     max_steps: int | None = Field(None, ge=1)  # cap on training steps over all epochs; None = per kind
     # --- kind: lstm ------------------------------------------------------------
     window: int = Field(32, ge=1, le=1024)  # events of history before each scored event

@@ -136,7 +136,7 @@ def test_artifact_round_trip_scores_identically(gan, tmp_path: Path) -> None:
 
 def test_gan_config_is_validated() -> None:
     cfg = parse_config({"model": {"kind": "gan", "latent": 3, "score_alpha": 1.0}})
-    assert cfg.model.latent == 3 and cfg.model.adversarial_weight == pytest.approx(0.1)
+    assert cfg.model.latent == 3 and cfg.model.adversarial_weight == pytest.approx(0.03)
     for bad, needle in [
         ({"kind": "gan", "latnet": 3}, "unknown key 'model.latnet'"),
         ({"kind": "gan", "score_alpha": 1.5}, "model.score_alpha"),
