@@ -1,6 +1,6 @@
 """The ensemble kind against its members, on the shared labelled tables (defaults only).
 
-    python bench/ensemble_quality.py [--tables wilt,wdbc,...] [--seeds 0,1,2] [--members autoencoder,iforest]
+    python bench/ensemble_quality.py [--tables wilt,wdbc,...] [--seeds 0,1,2] [--members autoencoder,gan]
 
 For each table and seed, one `model.kind: ensemble` detector is trained with the defaults (label column
 excluded, the whole table as the training sample, `train.seed` = the seed), and the table is scored by
@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(f.stem for f in datasets_dir().glob("*.parquet") if f.stem != "mitdb_ecg")
     p.add_argument("--tables", default=",".join(names), help="comma-separated table names")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    p.add_argument("--members", default="autoencoder,iforest", help="ensemble members")
+    from adspark.config import DEFAULT_MEMBERS
+
+    p.add_argument("--members", default=",".join(DEFAULT_MEMBERS), help="ensemble members (default: the config's)")
     args = p.parse_args(argv)
     members = args.members.split(",")
     methods = [*members, "ensemble"]

@@ -16,7 +16,7 @@ from adspark.runtime.ensemble import RankTransform
 from tests.conftest import N_OUTLIERS, make_table
 
 NUMERIC = ["amount", "a", "b", "count"]
-SMALL = {"model": {"kind": "ensemble", "n_estimators": 50},
+SMALL = {"model": {"kind": "ensemble", "members": ["autoencoder", "iforest"], "n_estimators": 50},
          "train": {"epochs": 6, "seed": 0, "patience": 3, "batch_size": 32}}  # fmt: skip
 
 
@@ -27,27 +27,50 @@ def ensemble() -> tuple[object, pa.Table]:
     return make_detector(parse_config(SMALL), NUMERIC, ["merchant"]).fit(table), table
 
 
-def test_score_is_the_mean_rank_of_the_members(ensemble) -> None:
+def _member_levels(det, table: pa.Table) -> np.ndarray:
+    """Each member's score alone (one ONNX pass), as its quantile level in the frozen training grid."""
     from adspark.runtime import build_scorer
 
-    det, table = ensemble
     m = det.manifest_()
-    assert m["kind"] == "ensemble" and [s["kind"] for s in m["model"]["members"]] == ["autoencoder", "iforest"]
-    assert sorted(det.files_) == ["autoencoder_0.onnx", "iforest.onnx"] == m["model"]["onnx_files"]
     features = det.preprocessor.transform([table.column(c) for c in det.preprocessor.columns])
     levels = []
     for member in m["model"]["members"]:
         assert len(member["quantiles"]) == 1001 and member["quantiles"] == sorted(member["quantiles"])
         core = {"kind": member["kind"], "preprocessing": m["preprocessing"], "model": member["model"]}
-        raw = build_scorer(core, det.files_).score_features(features)  # each member alone, one ONNX pass
+        raw = build_scorer(core, det.files_).score_features(features)
         levels.append(np.interp(raw, member["quantiles"], np.linspace(0, 1, 1001)))
+    return np.array(levels)
+
+
+def test_score_is_the_mean_rank_of_the_members(ensemble) -> None:
+    det, table = ensemble
+    m = det.manifest_()
+    assert m["kind"] == "ensemble" and [s["kind"] for s in m["model"]["members"]] == ["autoencoder", "iforest"]
+    assert sorted(det.files_) == ["autoencoder_0.onnx", "iforest.onnx"] == m["model"]["onnx_files"]
     scores = det.decision_function(table)
-    np.testing.assert_allclose(scores, np.mean(levels, axis=0), atol=2e-3)  # ties aside, the plain quantile level
+    np.testing.assert_allclose(scores, _member_levels(det, table).mean(axis=0), atol=2e-3)  # ties aside
     assert abs(np.mean(scores) - 0.5) < 0.01  # on its own training sample a level is uniform
     assert det.threshold_ == pytest.approx(np.quantile(scores, 0.99))
     assert scores[:N_OUTLIERS].mean() > np.quantile(scores, 0.9)
     parts = [det.decision_function(table.slice(i, 7)) for i in range(0, 140, 7)]
     np.testing.assert_array_equal(np.concatenate(parts), scores[:140])
+
+
+def test_default_members_are_the_autoencoder_and_the_gan() -> None:
+    df = make_table(2000, seed=5)
+    table = pa.table({c: df[c].astype("float64") for c in NUMERIC} | {"merchant": df["merchant"]})
+    cfg = parse_config({"model": {"kind": "ensemble"}, "train": SMALL["train"]})
+    det = make_detector(cfg, NUMERIC, ["merchant"]).fit(table)
+    m = det.manifest_()
+    assert [s["kind"] for s in m["model"]["members"]] == ["autoencoder", "gan"]
+    assert sorted(det.files_) == sorted(m["model"]["onnx_files"]) and len(det.files_) == 2
+    levels = _member_levels(det, table)
+    scores = det.decision_function(table)
+    np.testing.assert_allclose(scores, levels.mean(axis=0), atol=2e-3)
+    assert abs(np.mean(scores) - 0.5) < 0.01
+    for member in levels:  # both members, and their mean, put the injected outliers in the top tenth
+        assert np.median(member[:N_OUTLIERS]) > 0.9
+    assert np.median(scores[:N_OUTLIERS]) > np.quantile(scores, 0.9)
 
 
 def test_rank_transform_is_monotone_with_ties_and_an_open_top() -> None:
@@ -63,7 +86,7 @@ def test_rank_transform_is_monotone_with_ties_and_an_open_top() -> None:
 
 
 def test_members_config() -> None:
-    assert parse_config({"model": {"kind": "ensemble"}}).model.members == ["autoencoder", "iforest"]
+    assert parse_config({"model": {"kind": "ensemble"}}).model.members == ["autoencoder", "gan"]
     with pytest.raises(Exception, match="at least two different"):
         parse_config({"model": {"kind": "ensemble", "members": ["iforest", "iforest"]}})
     with pytest.raises(Exception, match="members"):

@@ -1,6 +1,6 @@
 """Ensemble (`model.kind: ensemble`): the mean of the members' rank-transformed scores.
 
-Every member listed in `model.members` (default autoencoder and iforest) is
+Every member listed in `model.members` (default autoencoder and gan) is
 trained on the same sample with the same frozen preprocessing. Then each member
 scores the sample through the executors' onnxruntime path, and 1001 quantiles
 of those scores (levels 0, 0.001, ..., 1) are frozen in the manifest: at
