@@ -645,7 +645,9 @@ def describe(data: Dataset) -> str:
     return text
 
 
-def end_to_end(name: str, seed: int, override: dict[str, Any], workdir: Path) -> tuple[float, float]:
+def end_to_end(
+    name: str, seed: int, override: dict[str, Any], workdir: Path, kind: str = "autoencoder"
+) -> tuple[float, float]:
     """ROC-AUC of `adspark run` (a subprocess, local[2]) and of the in-process detector on one table, same seed."""
     import subprocess
 
@@ -657,6 +659,7 @@ def end_to_end(name: str, seed: int, override: dict[str, Any], workdir: Path) ->
     pq.write_table(table, workdir / "input.parquet")
     cfg = json.loads(json.dumps(override))
     cfg.setdefault("train", {}).setdefault("seed", seed)
+    cfg.setdefault("model", {})["kind"] = kind
     cfg.update(
         {
             "input": {"path": str(workdir / "input.parquet")},
@@ -670,7 +673,7 @@ def end_to_end(name: str, seed: int, override: dict[str, Any], workdir: Path) ->
     subprocess.run([sys.executable, "-m", "adspark.cli", "run", "--config", str(workdir / "job.yaml")], check=True)
     out = pq.read_table(workdir / "output", columns=["label", "anomaly_score"])
     job_roc = float(roc_auc_score(out.column("label").to_numpy(), out.column("anomaly_score").to_numpy()))
-    in_process = float(roc_auc_score(data.labels, run_adspark(data, seed, override)))
+    in_process = float(roc_auc_score(data.labels, run_adspark(data, seed, override, kind)))
     return job_roc, in_process
 
 
@@ -696,7 +699,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--report", type=Path, nargs="+", default=None, help="only tabulate the results saved by --save runs"
     )
     parser.add_argument(
-        "--e2e", default=None, metavar="TABLE", help="only: compare `adspark run` with the in-process figure on TABLE"
+        "--e2e",
+        default=None,
+        metavar="TABLE",
+        help="only: compare `adspark run` with the in-process figure on TABLE (the kind named in --methods, "
+        "default autoencoder)",
     )
     return parser.parse_args(argv)
 
@@ -726,8 +733,12 @@ def main(argv: list[str] | None = None) -> int:
     override = json.loads(args.override)
     limit_threads(args.threads)
     if args.e2e:
-        job, inproc = end_to_end(args.e2e, seeds[0], override, Path("/tmp/adspark-quality-e2e"))
-        print(f"{args.e2e} seed {seeds[0]}: adspark run ROC-AUC {job:.4f}, in-process {inproc:.4f}")
+        kinds = [m for m in wanted if registry[m].adspark] or ["autoencoder"]
+        if len(kinds) > 1:
+            print("--e2e runs one adspark kind: name at most one in --methods", file=sys.stderr)
+            return 2
+        job, inproc = end_to_end(args.e2e, seeds[0], override, Path("/tmp/adspark-quality-e2e"), kinds[0])
+        print(f"{args.e2e} seed {seeds[0]} {kinds[0]}: adspark run ROC-AUC {job:.4f}, in-process {inproc:.4f}")
         return 0
     results: list[Result] = []
     skipped: list[str] = []
