@@ -127,6 +127,7 @@ def test_artifact_round_trip_scores_identically(gan, tmp_path: Path) -> None:
     save_artifact(tmp_path / "model", build_manifest(det.manifest_(), det.files_, schema), det.files_)
     art = load_artifact(tmp_path / "model")
     assert art.kind == "gan" and art.threshold == det.threshold_
+    assert art.manifest["model"]["adversarial_weight"] == pytest.approx(0.03)  # the default it was trained with
     scorer = build_scorer(art.manifest, art.files)
     assert isinstance(scorer, GanScorer)
     cols = [table.column(c) for c in det.preprocessor.columns]

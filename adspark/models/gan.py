@@ -280,6 +280,7 @@ class GanDetector(Detector):
             "disc_hidden": disc_hidden,
             "activation": m.activation,
             "score_alpha": m.score_alpha,
+            "adversarial_weight": m.adversarial_weight,  # provenance only: the scorer does not read it
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "typical_error": m.typical_error,  # how error_scale was taken (provenance only)
