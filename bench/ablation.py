@@ -434,8 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     text = ablation_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + leave_one_out(rows)
     print(text)
     if args.write_readme:
-        command = "python bench/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        quality.write_readme(text, command, section="ablation-table")
+        quality.write_readme(text, quality.bench_command("ablation.py", argv), section="ablation-table")
     return 0
 
 

@@ -165,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + loo
     print(text)
     if args.write_readme:
-        command = "python bench/defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        quality.write_readme(text, command, section=args.section)
+        quality.write_readme(text, quality.bench_command("defaults.py", argv), section=args.section)
     return 0
 
 

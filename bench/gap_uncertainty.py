@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.write_readme:
-        command = "python bench/gap_uncertainty.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        quality.write_readme(text, command, section=args.section)
+        quality.write_readme(text, quality.bench_command("gap_uncertainty.py", argv), section=args.section)
     return 0
 
 

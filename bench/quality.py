@@ -625,6 +625,11 @@ def markdown_table(results: list[Result], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def bench_command(script: str, argv: list[str] | None) -> str:
+    """The command line a README block quotes: the bench script and the arguments it was run with."""
+    return " ".join(["python", f"bench/{script}", *(argv if argv is not None else sys.argv[1:])])
+
+
 def write_readme(table: str, command: str, path: Path | None = None, section: str = "quality-table") -> None:
     """Replace the text between the section's markers in bench/README.md with the new table."""
     path = path or Path(__file__).with_name("README.md")
@@ -727,8 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         table = markdown_table(saved, sorted({r.seed for r in saved}))
         print(table)
         if args.write_readme:
-            command = "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-            write_readme(table, command, section=args.section)
+            write_readme(table, bench_command("quality.py", argv), section=args.section)
         return 0
     override = json.loads(args.override)
     limit_threads(args.threads)
@@ -767,8 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             print(json.dumps(vars(r)))
     if args.write_readme:
-        command = "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_readme(table, command.strip())
+        write_readme(table, bench_command("quality.py", argv))
     return 0
 
 
