@@ -771,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             print(json.dumps(vars(r)))
     if args.write_readme:
-        write_readme(table, bench_command("quality.py", argv))
+        write_readme(table, bench_command("quality.py", argv), section=args.section)
     return 0
 
 
