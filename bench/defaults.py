@@ -4,9 +4,12 @@
     python bench/defaults.py --report F [F ...] [--write-readme]   # the tables again, from saved runs
     python bench/defaults.py --report F [F ...] --candidates a,b --section NAME --write-readme
                                      # only those candidates, into the README block NAME
+    python bench/defaults.py --report F [F ...] --candidates a,b --baseline a ...   # beside `a`, not `defaults`
 
-Each candidate is a set of config overrides (or a rule for the default layer sizes) applied to the
-shipped defaults; `defaults` is the shipped configuration itself. Every candidate is trained and scored
+Each candidate is a set of config overrides (or a rule for the default layer sizes, or other constants
+for the `auto` error unit) applied to the shipped defaults; `defaults` is the shipped configuration
+itself. Candidates measured before the `auto` unit set the unit of their time (`typical_error: rms`),
+so a rerun reproduces their saved rows. Every candidate is trained and scored
 like bench/quality.py's `autoencoder` column (the Keras detector, exported to ONNX, scored by the
 executors' onnxruntime scorer), on every shared table of ../shared/datasets, every seed; scikit-learn's
 IsolationForest runs beside it on the same matrix. Labels only score. bench/ablation.py's PyTorch
@@ -46,27 +49,45 @@ def _layers(code_divisor: int) -> Callable[[int], list[int]]:
     return lambda d: [int(min(128, max(8, d))), int(max(2, min(32, d // code_divisor)))]
 
 
+RMS = {"typical_error": "rms"}  # the error unit of the defaults before `auto`, under which these were measured
+
 # name -> (config overrides, default layer sizes rule or None for the shipped one)
 CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] = {
-    "defaults": ({}, None),  # the code layer at d // 2, a knee of 1.5 on the rarely-moving features
-    "squared": ({"model": {"error_knee": None}}, None),  # squared errors throughout (the earlier default)
-    "knee_rare_0.75": ({"model": {"error_knee": 0.75}}, None),
-    "knee_rare_1": ({"model": {"error_knee": 1.0}}, None),
-    "knee_rare_2": ({"model": {"error_knee": 2.0}}, None),
-    "knee_rare_3": ({"model": {"error_knee": 3.0}}, None),
-    "knee_all_1.5": ({"model": {"knee_features": "all"}}, None),
-    "knee_all_2": ({"model": {"error_knee": 2.0, "knee_features": "all"}}, None),
-    "ensemble_3": ({"model": {"ensemble": 3}}, None),
-    "min_steps_60": ({"train": {"min_steps": 60}}, None),
-    "min_steps_120": ({"train": {"min_steps": 120}}, None),
-    "act_elu": ({"model": {"activation": "elu"}}, None),
-    "act_tanh": ({"model": {"activation": "tanh"}}, None),
-    "act_leaky_relu": ({"model": {"activation": "leaky_relu"}}, None),
+    "defaults": ({}, None),  # the code layer at d // 2, a knee of 1.5 on the rarely-moving features, unit auto
+    "rms_error": ({"model": RMS}, None),  # the root mean square unit on every feature (the earlier default)
+    "squared": ({"model": {**RMS, "error_knee": None}}, None),  # squared errors throughout (before the knee)
+    "knee_rare_0.75": ({"model": {**RMS, "error_knee": 0.75}}, None),
+    "knee_rare_1": ({"model": {**RMS, "error_knee": 1.0}}, None),
+    "knee_rare_2": ({"model": {**RMS, "error_knee": 2.0}}, None),
+    "knee_rare_3": ({"model": {**RMS, "error_knee": 3.0}}, None),
+    "knee_all_1.5": ({"model": {**RMS, "knee_features": "all"}}, None),
+    "knee_all_2": ({"model": {**RMS, "error_knee": 2.0, "knee_features": "all"}}, None),
+    "ensemble_3": ({"model": {**RMS, "ensemble": 3}}, None),
+    "min_steps_60": ({"model": RMS, "train": {"min_steps": 60}}, None),
+    "min_steps_120": ({"model": RMS, "train": {"min_steps": 120}}, None),
+    "act_elu": ({"model": {**RMS, "activation": "elu"}}, None),
+    "act_tanh": ({"model": {**RMS, "activation": "tanh"}}, None),
+    "act_leaky_relu": ({"model": {**RMS, "activation": "leaky_relu"}}, None),
     "median_error": ({"model": {"typical_error": "median"}}, None),  # a robust per-feature error scale
-    "auto_error": ({"model": {"typical_error": "auto"}}, None),  # the median where many rows miss by far
-    "rank_views": ({}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
-    "code_quarter": ({}, _layers(4)),  # the default before the half-width code
-    "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
+    "rank_views": ({"model": RMS}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
+    "code_quarter": ({"model": RMS}, _layers(4)),  # the default before the half-width code
+    "code_quarter_min_steps_300": ({"model": RMS, "train": {"min_steps": 300}}, _layers(4)),
+    # `auto` with other constants of adspark/models/reconstruction.py (AUTO_RULES below)
+    "auto_error_far3": ({}, None),  # the first `auto`: beyond 3 median errors, one share for every feature
+    "auto_far3": ({}, None),
+    "auto_far5": ({}, None),
+    "auto_rare_share_0.1": ({}, None),  # the same share for the rarely-moving features as for the others
+    "auto_rare_share_0.2": ({}, None),
+    "auto_rare_share_0.3": ({}, None),
+}
+# Candidates that run the shipped `auto` unit with other thresholds: the module constants they set.
+AUTO_RULES: dict[str, dict[str, float]] = {
+    "auto_error_far3": {"FAR": 3.0, "RARE_AUTO_SHARE": 0.1},
+    "auto_far3": {"FAR": 3.0},
+    "auto_far5": {"FAR": 5.0},
+    "auto_rare_share_0.1": {"RARE_AUTO_SHARE": 0.1},
+    "auto_rare_share_0.2": {"RARE_AUTO_SHARE": 0.2},
+    "auto_rare_share_0.3": {"RARE_AUTO_SHARE": 0.3},
 }
 PEER = "sk_iforest"
 # Candidates that change the table rather than the configuration: each numeric column is added again
@@ -88,14 +109,20 @@ def with_rank_views(data: quality.Dataset) -> quality.Dataset:
 
 def run_candidate(name: str, data: quality.Dataset, seed: int) -> np.ndarray:
     import adspark.models.autoencoder as ae
+    import adspark.models.reconstruction as rec
 
     override, layers = CANDIDATES[name]
     shipped = ae.default_hidden
+    constants = {k: getattr(rec, k) for k in AUTO_RULES.get(name, {})}
     ae.default_hidden = layers or shipped
+    for k, v in AUTO_RULES.get(name, {}).items():
+        setattr(rec, k, v)
     try:
         return quality.run_adspark(with_rank_views(data) if name in RANK_VIEWS else data, seed, override)
     finally:
         ae.default_hidden = shipped
+        for k, v in constants.items():
+            setattr(rec, k, v)
 
 
 def run(candidates: list[str], tables: list[str], seeds: list[int], save: Path | None) -> list[Row]:
@@ -138,19 +165,24 @@ def candidate_table(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="of: " + ", ".join(CANDIDATES))
-    parser.add_argument("--datasets", default=",".join(SHARED), help="comma-separated tables")
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated tables (default: the shared ones; with --report, every table saved)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--smoke", action="store_true", help="glass and wdbc, seed 0, defaults and code_quarter")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
     parser.add_argument("--save", type=Path, default=None, help="write every row as JSON to this file")
     parser.add_argument("--report", type=Path, nargs="*", default=None, help="only tabulate saved runs")
     parser.add_argument("--write-readme", action="store_true", help="replace the table in bench/README.md")
+    parser.add_argument("--baseline", default="defaults",
+                        help="the candidate the leave-one-table-out table shows beside each choice (default: defaults)")
     parser.add_argument("--section", default="defaults-table",
                         help="the README block to replace (<!-- SECTION:begin --> ... <!-- SECTION:end -->)")
     args = parser.parse_args(argv)
     if args.report is not None:
         keep = {c.strip() for c in args.candidates.split(",")} | {PEER}
-        rows = [Row(**r) for path in args.report for r in json.loads(path.read_text()) if r["variant"] in keep]
+        only = {t.strip() for t in args.datasets.split(",")} if args.datasets else None
+        rows = [Row(**r) for path in args.report for r in json.loads(path.read_text())
+                if r["variant"] in keep and (only is None or r["dataset"] in only)]
     else:
         names = ["defaults", "code_quarter"] if args.smoke else [c.strip() for c in args.candidates.split(",")]
         unknown = sorted(set(names) - set(CANDIDATES))
@@ -158,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown candidate(s): {', '.join(unknown)}", file=sys.stderr)
             return 2
         quality.limit_threads(args.threads)
-        tables = ["glass", "wdbc"] if args.smoke else [t.strip() for t in args.datasets.split(",")]
+        named = (args.datasets or ",".join(SHARED)).split(",")
+        tables = ["glass", "wdbc"] if args.smoke else [t.strip() for t in named]
         seeds = [0] if args.smoke else [int(s) for s in args.seeds.split(",")]
         rows = run(names, tables, seeds, args.save)
-    loo = leave_one_out(rows, baseline="defaults", wins_first=True)
+    if not any(r.variant == args.baseline for r in rows):
+        print(f"no rows of the baseline {args.baseline!r}: name one of the candidates with --baseline", file=sys.stderr)
+        return 2
+    loo = leave_one_out(rows, baseline=args.baseline, wins_first=True)
     text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + loo
     print(text)
     if args.write_readme:

@@ -1,5 +1,7 @@
 """model.typical_error: the per-feature training error each feature's error is divided by."""
 
+import importlib
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -18,21 +20,29 @@ def test_typical_squared_error_is_the_mean_or_the_median() -> None:
 
 def test_auto_takes_the_median_only_where_many_rows_miss_by_far() -> None:
     rng = np.random.default_rng(0)
-    noise = rng.normal(size=(1000, 3))
+    noise = rng.normal(size=(1000, 5))
     contaminated = noise[:, 0].copy()
     contaminated[:300] += 20.0  # 30% of the rows far off: a contaminated feature
     spiky = noise[:, 1].copy()
     spiky[:30] *= 100.0  # 3% far off: noise with a few wild misses
-    sq = np.square(np.column_stack([contaminated, spiky, noise[:, 2]]))
+    light = noise[:, 2].copy()
+    light[:50] += 20.0  # 5% far off: under a tenth with the Gaussian rows beyond 4 median errors (0.7%)
+    stroke = noise[:, 3].copy()
+    stroke[:150] += 20.0  # 15%: contaminated for a continuous feature, not for a rarely-moving one
+    sq = np.square(np.column_stack([contaminated, spiky, light, stroke, noise[:, 4]]))
+    rms, median = typical_squared_error(sq, "rms"), typical_squared_error(sq, "median")
     auto = typical_squared_error(sq, "auto")
-    assert auto[0] == typical_squared_error(sq, "median")[0]
-    np.testing.assert_array_equal(auto[1:], typical_squared_error(sq, "rms")[1:])  # Gaussian: about 4% beyond 3
+    np.testing.assert_array_equal(auto, [median[0], rms[1], rms[2], median[3], rms[4]])
+    rare = np.array([False, False, False, True, False])
+    np.testing.assert_array_equal(typical_squared_error(sq, "auto", rare), [median[0], *rms[1:]])
+    rare[0] = True  # a third far off is contaminated even for a rarely-moving feature
+    assert typical_squared_error(sq, "auto", rare)[0] == median[0]
 
 
 def test_typical_error_config() -> None:
-    assert parse_config({}).model.typical_error == "rms"
+    assert parse_config({}).model.typical_error == "auto"
     assert parse_config({"model": {"typical_error": "median"}}).model.typical_error == "median"
-    assert parse_config({"model": {"typical_error": "auto"}}).model.typical_error == "auto"
+    assert parse_config({"model": {"typical_error": "rms"}}).model.typical_error == "rms"
     with pytest.raises(ConfigError, match="typical_error"):
         parse_config({"model": {"typical_error": "mean"}})
 
@@ -60,3 +70,27 @@ def test_a_median_scale_is_not_inflated_by_a_contaminated_third(kind: str) -> No
         gaps[statistic] = float(np.median(scores[off]) / np.median(scores[~off]))
     assert np.all(scales["median"] < scales["rms"])
     assert gaps["median"] > gaps["rms"]
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "gan"])
+def test_auto_is_the_default_and_knows_the_rarely_moving_features(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detectors take `auto` by default and pass it the features the knee softens (a mostly-zero count)."""
+    module = importlib.import_module(f"adspark.models.{kind}")
+    seen: list[tuple[str, np.ndarray | None]] = []
+
+    def spy(sq: np.ndarray, statistic: str, rare: np.ndarray | None = None) -> np.ndarray:
+        seen.append((statistic, rare))
+        return typical_squared_error(sq, statistic, rare)
+
+    monkeypatch.setattr(module, "typical_squared_error", spy)
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    count = np.where(rng.random(n) < 0.8, 0.0, rng.integers(1, 5, size=n).astype(float))
+    table = pa.table({"x": x, "y": x + 0.1 * rng.normal(size=n), "count": count})
+    cfg = parse_config({"model": {"kind": kind}, "train": {"epochs": 2, "seed": 0, "batch_size": 64}})
+    spec = make_detector(cfg, ["x", "y", "count"], []).fit(table).manifest_()["model"]
+    assert spec["typical_error"] == "auto"
+    statistic, rare = seen[-1]
+    assert statistic == "auto" and rare is not None
+    assert np.flatnonzero(rare).tolist() == spec["softened_inputs"] == [2]

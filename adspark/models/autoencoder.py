@@ -25,6 +25,7 @@ from adspark.models.reconstruction import (
     frozen_mask,
     informative_width,
     pin_frozen,
+    rare_mask,
     softened_inputs,
     typical_squared_error,
 )
@@ -102,6 +103,7 @@ class AutoencoderDetector(Detector):
         hidden = m.hidden or default_hidden(informative_width(frozen))
         files: dict[str, bytes] = {}
         sq_err = np.zeros(d)
+        rare = rare_mask(features, frozen, len(self.preprocessor.numeric_columns))  # for typical_error auto
         summary: list[dict[str, Any]] = []
         for member in range(self.cfg.model.ensemble):
             seed_everything(t.seed + member)
@@ -112,7 +114,7 @@ class AutoencoderDetector(Detector):
             result = train(family, train_rows, val_rows, settings)
             recon = model.predict(x[result.kept], batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
             pin_frozen(recon, frozen, pinned)
-            sq_err += typical_squared_error(np.square(features[result.kept] - recon), m.typical_error)
+            sq_err += typical_squared_error(np.square(features[result.kept] - recon), m.typical_error, rare)
             files[f"autoencoder_{member}.onnx"] = export_onnx(model, d)
             summary.append(result.info)
         scale = error_scale(np.sqrt(sq_err / self.cfg.model.ensemble), frozen)

@@ -66,6 +66,7 @@ from adspark.models.reconstruction import (
     frozen_mask,
     informative_width,
     pin_frozen,
+    rare_mask,
     softened_inputs,
     typical_squared_error,
 )
@@ -303,7 +304,8 @@ class GanDetector(Detector):
         d = x.shape[1]
         k = (out.shape[1] - d) // 2
         recon = pin_frozen(out[:, :d], frozen, x[0, frozen])
-        sq = typical_squared_error(np.square(features[kept] - recon), self.cfg.model.typical_error)
+        rare = rare_mask(features, frozen, len(self.preprocessor.numeric_columns))
+        sq = typical_squared_error(np.square(features[kept] - recon), self.cfg.model.typical_error, rare)
         err = error_scale(np.sqrt(sq), frozen)
         fm = np.sqrt(np.mean(np.square(out[:, d : d + k] - out[:, d + k :]), axis=0))
         fm_floor = max(FM_SCALE_FLOOR, 0.1 * float(np.median(fm)))

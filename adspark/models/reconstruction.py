@@ -41,21 +41,27 @@ def pin_frozen(recon: np.ndarray, frozen: np.ndarray, values: np.ndarray) -> np.
     return recon
 
 
-# typical_error "auto": a feature's errors look like a contaminated sample, not noise, when at least
-# AUTO_SHARE of the rows miss by more than FAR median errors (Gaussian errors put about 4% of rows there).
-FAR = 3.0
+# typical_error "auto": a feature's errors look like a contaminated sample, not noise, when at least AUTO_SHARE
+# of the training rows miss by more than FAR median errors (Gaussian errors put 0.7% of rows there; at 3 median
+# errors it would be 4%, which a 5% contamination plus noise straddles). A rarely-moving feature is off its usual
+# value in up to half the rows by definition (a pixel under a stroke), so it needs RARE_AUTO_SHARE: a
+# third of breastw's grades miss by far, a tenth of a digit's stroke pixels (bench/README.md, "The error unit").
+FAR = 4.0
 AUTO_SHARE = 0.1
+RARE_AUTO_SHARE = 0.25
 
 
-def typical_squared_error(sq_errors: np.ndarray, statistic: Literal["rms", "median", "auto"]) -> np.ndarray:
+def typical_squared_error(
+    sq_errors: np.ndarray, statistic: Literal["rms", "median", "auto"], rare: np.ndarray | None = None
+) -> np.ndarray:
     """Per-feature typical squared error of the training rows (rows x features in, features out).
 
     "rms" takes the mean (its root is the root mean square), "median" the median: a third of the rows far
     off (the anomalies of a heavily contaminated sample) do not inflate it, so their errors stay large in
     its units; but a feature whose normal rows now and then miss by a lot (a spike column) gets a small
-    scale and those rows score high (bench/README.md, "a robust typical error"). "auto" takes the median
-    for the features where many rows miss by far (AUTO_SHARE beyond FAR median errors) and the mean for
-    the others, whose few far misses look like noise.
+    scale and those rows score high. "auto" takes the median for the features where many rows miss by far
+    (AUTO_SHARE beyond FAR median errors, RARE_AUTO_SHARE for the `rare` ones, a boolean mask) and the mean
+    for the others, whose few far misses look like noise.
     """
     mean = np.mean(sq_errors, axis=0)
     if statistic == "rms":
@@ -64,7 +70,8 @@ def typical_squared_error(sq_errors: np.ndarray, statistic: Literal["rms", "medi
     if statistic == "median":
         return median
     far = np.mean(sq_errors > FAR**2 * np.maximum(median, 1e-12), axis=0)
-    return np.where(far >= AUTO_SHARE, median, mean)
+    share = np.full(len(mean), AUTO_SHARE) if rare is None else np.where(rare, RARE_AUTO_SHARE, AUTO_SHARE)
+    return np.where(far >= share, median, mean)
 
 
 def error_scale(typical: np.ndarray, frozen: np.ndarray) -> np.ndarray:
@@ -99,3 +106,10 @@ def softened_inputs(
                 features
             )
     return np.flatnonzero(keep).tolist()
+
+
+def rare_mask(features: np.ndarray, frozen: np.ndarray, numeric: int) -> np.ndarray:
+    """Boolean per feature: the rarely-moving numeric features (softened_inputs' "rare" rule)."""
+    mask = np.zeros(features.shape[1], dtype=bool)
+    mask[softened_inputs(features, frozen, "rare", numeric)] = True
+    return mask
