@@ -107,8 +107,9 @@ class ModelConfig(_Strict):
     # mean square over the kept training rows), "median" (robust to the anomalies of a heavily contaminated
     # sample, but it amplifies a feature whose normal rows sometimes miss by a lot), or "auto": the median
     # where at least a tenth of the rows (a quarter for the rarely-moving features) miss by over 4 median
-    # errors, else the root mean square (adspark/models/reconstruction.py; bench/README.md, "The error unit").
-    typical_error: Literal["rms", "median", "auto"] = "auto"
+    # errors, else the root mean square (adspark/models/reconstruction.py; bench/README.md, "The error
+    # unit": auto leads on the contaminated benchmark tables and loses on transaction tables).
+    typical_error: Literal["rms", "median", "auto"] = "rms"
     # --- kind: autoencoder -------------------------------------------------------
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
     batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's

@@ -8,8 +8,7 @@
 
 Each candidate is a set of config overrides (or a rule for the default layer sizes, or other constants
 for the `auto` error unit) applied to the shipped defaults; `defaults` is the shipped configuration
-itself. Candidates measured before the `auto` unit set the unit of their time (`typical_error: rms`),
-so a rerun reproduces their saved rows. Every candidate is trained and scored
+itself. Every candidate is trained and scored
 like bench/quality.py's `autoencoder` column (the Keras detector, exported to ONNX, scored by the
 executors' onnxruntime scorer), on every shared table of ../shared/datasets, every seed; scikit-learn's
 IsolationForest runs beside it on the same matrix. Labels only score. bench/ablation.py's PyTorch
@@ -49,38 +48,38 @@ def _layers(code_divisor: int) -> Callable[[int], list[int]]:
     return lambda d: [int(min(128, max(8, d))), int(max(2, min(32, d // code_divisor)))]
 
 
-RMS = {"typical_error": "rms"}  # the error unit of the defaults before `auto`, under which these were measured
+AUTO = {"typical_error": "auto"}
 
 # name -> (config overrides, default layer sizes rule or None for the shipped one)
 CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] = {
-    "defaults": ({}, None),  # the code layer at d // 2, a knee of 1.5 on the rarely-moving features, unit auto
-    "rms_error": ({"model": RMS}, None),  # the root mean square unit on every feature (the earlier default)
-    "squared": ({"model": {**RMS, "error_knee": None}}, None),  # squared errors throughout (before the knee)
-    "knee_rare_0.75": ({"model": {**RMS, "error_knee": 0.75}}, None),
-    "knee_rare_1": ({"model": {**RMS, "error_knee": 1.0}}, None),
-    "knee_rare_2": ({"model": {**RMS, "error_knee": 2.0}}, None),
-    "knee_rare_3": ({"model": {**RMS, "error_knee": 3.0}}, None),
-    "knee_all_1.5": ({"model": {**RMS, "knee_features": "all"}}, None),
-    "knee_all_2": ({"model": {**RMS, "error_knee": 2.0, "knee_features": "all"}}, None),
-    "ensemble_3": ({"model": {**RMS, "ensemble": 3}}, None),
-    "min_steps_60": ({"model": RMS, "train": {"min_steps": 60}}, None),
-    "min_steps_120": ({"model": RMS, "train": {"min_steps": 120}}, None),
-    "act_elu": ({"model": {**RMS, "activation": "elu"}}, None),
-    "act_tanh": ({"model": {**RMS, "activation": "tanh"}}, None),
-    "act_leaky_relu": ({"model": {**RMS, "activation": "leaky_relu"}}, None),
+    "defaults": ({}, None),  # the code layer at d // 2, a knee of 1.5 on the rarely-moving features, unit rms
+    "squared": ({"model": {"error_knee": None}}, None),  # squared errors throughout (the earlier default)
+    "knee_rare_0.75": ({"model": {"error_knee": 0.75}}, None),
+    "knee_rare_1": ({"model": {"error_knee": 1.0}}, None),
+    "knee_rare_2": ({"model": {"error_knee": 2.0}}, None),
+    "knee_rare_3": ({"model": {"error_knee": 3.0}}, None),
+    "knee_all_1.5": ({"model": {"knee_features": "all"}}, None),
+    "knee_all_2": ({"model": {"error_knee": 2.0, "knee_features": "all"}}, None),
+    "ensemble_3": ({"model": {"ensemble": 3}}, None),
+    "min_steps_60": ({"train": {"min_steps": 60}}, None),
+    "min_steps_120": ({"train": {"min_steps": 120}}, None),
+    "act_elu": ({"model": {"activation": "elu"}}, None),
+    "act_tanh": ({"model": {"activation": "tanh"}}, None),
+    "act_leaky_relu": ({"model": {"activation": "leaky_relu"}}, None),
     "median_error": ({"model": {"typical_error": "median"}}, None),  # a robust per-feature error scale
-    "rank_views": ({"model": RMS}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
-    "code_quarter": ({"model": RMS}, _layers(4)),  # the default before the half-width code
-    "code_quarter_min_steps_300": ({"model": RMS, "train": {"min_steps": 300}}, _layers(4)),
+    "auto_error": ({"model": AUTO}, None),  # the median where many rows miss by far
+    "rank_views": ({}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
+    "code_quarter": ({}, _layers(4)),  # the default before the half-width code
+    "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
     # `auto` with other constants of adspark/models/reconstruction.py (AUTO_RULES below)
-    "auto_error_far3": ({}, None),  # the first `auto`: beyond 3 median errors, one share for every feature
-    "auto_far3": ({}, None),
-    "auto_far5": ({}, None),
-    "auto_rare_share_0.1": ({}, None),  # the same share for the rarely-moving features as for the others
-    "auto_rare_share_0.2": ({}, None),
-    "auto_rare_share_0.3": ({}, None),
+    "auto_error_far3": ({"model": AUTO}, None),  # the first `auto`: beyond 3 median errors, one share for all
+    "auto_far3": ({"model": AUTO}, None),
+    "auto_far5": ({"model": AUTO}, None),
+    "auto_rare_share_0.1": ({"model": AUTO}, None),  # the same share for the rarely-moving features as the others
+    "auto_rare_share_0.2": ({"model": AUTO}, None),
+    "auto_rare_share_0.3": ({"model": AUTO}, None),
 }
-# Candidates that run the shipped `auto` unit with other thresholds: the module constants they set.
+# Candidates that run the `auto` error unit with other thresholds: the module constants they set.
 AUTO_RULES: dict[str, dict[str, float]] = {
     "auto_error_far3": {"FAR": 3.0, "RARE_AUTO_SHARE": 0.1},
     "auto_far3": {"FAR": 3.0},

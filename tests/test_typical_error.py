@@ -40,9 +40,9 @@ def test_auto_takes_the_median_only_where_many_rows_miss_by_far() -> None:
 
 
 def test_typical_error_config() -> None:
-    assert parse_config({}).model.typical_error == "auto"
+    assert parse_config({}).model.typical_error == "rms"
     assert parse_config({"model": {"typical_error": "median"}}).model.typical_error == "median"
-    assert parse_config({"model": {"typical_error": "rms"}}).model.typical_error == "rms"
+    assert parse_config({"model": {"typical_error": "auto"}}).model.typical_error == "auto"
     with pytest.raises(ConfigError, match="typical_error"):
         parse_config({"model": {"typical_error": "mean"}})
 
@@ -73,8 +73,8 @@ def test_a_median_scale_is_not_inflated_by_a_contaminated_third(kind: str) -> No
 
 
 @pytest.mark.parametrize("kind", ["autoencoder", "gan"])
-def test_auto_is_the_default_and_knows_the_rarely_moving_features(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The detectors take `auto` by default and pass it the features the knee softens (a mostly-zero count)."""
+def test_auto_knows_the_rarely_moving_features(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `auto` the detectors pass the rule the features the knee softens (a mostly-zero count)."""
     module = importlib.import_module(f"adspark.models.{kind}")
     seen: list[tuple[str, np.ndarray | None]] = []
 
@@ -88,7 +88,8 @@ def test_auto_is_the_default_and_knows_the_rarely_moving_features(kind: str, mon
     x = rng.normal(size=n)
     count = np.where(rng.random(n) < 0.8, 0.0, rng.integers(1, 5, size=n).astype(float))
     table = pa.table({"x": x, "y": x + 0.1 * rng.normal(size=n), "count": count})
-    cfg = parse_config({"model": {"kind": kind}, "train": {"epochs": 2, "seed": 0, "batch_size": 64}})
+    cfg = parse_config({"model": {"kind": kind, "typical_error": "auto"},
+                        "train": {"epochs": 2, "seed": 0, "batch_size": 64}})
     spec = make_detector(cfg, ["x", "y", "count"], []).fit(table).manifest_()["model"]
     assert spec["typical_error"] == "auto"
     statistic, rare = seen[-1]
