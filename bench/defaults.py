@@ -71,23 +71,18 @@ CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] 
     "rank_views": ({}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
     "code_quarter": ({}, _layers(4)),  # the default before the half-width code
     "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
-    # `auto` with other constants of adspark/models/reconstruction.py (AUTO_RULES below)
-    "auto_error_far3": ({"model": AUTO}, None),  # the first `auto`: beyond 3 median errors, one share for all
-    "auto_far3": ({"model": AUTO}, None),
-    "auto_far5": ({"model": AUTO}, None),
-    "auto_rare_share_0.1": ({"model": AUTO}, None),  # the same share for the rarely-moving features as the others
-    "auto_rare_share_0.2": ({"model": AUTO}, None),
-    "auto_rare_share_0.3": ({"model": AUTO}, None),
 }
-# Candidates that run the `auto` error unit with other thresholds: the module constants they set.
+# Candidates that run the `auto` error unit with other thresholds: the constants of
+# adspark/models/reconstruction.py they set.
 AUTO_RULES: dict[str, dict[str, float]] = {
-    "auto_error_far3": {"FAR": 3.0, "RARE_AUTO_SHARE": 0.1},
+    "auto_error_far3": {"FAR": 3.0, "RARE_AUTO_SHARE": 0.1},  # the first `auto`: 3 median errors, one share
     "auto_far3": {"FAR": 3.0},
     "auto_far5": {"FAR": 5.0},
-    "auto_rare_share_0.1": {"RARE_AUTO_SHARE": 0.1},
+    "auto_rare_share_0.1": {"RARE_AUTO_SHARE": 0.1},  # the same share for the rarely-moving features
     "auto_rare_share_0.2": {"RARE_AUTO_SHARE": 0.2},
     "auto_rare_share_0.3": {"RARE_AUTO_SHARE": 0.3},
 }
+CANDIDATES |= {name: ({"model": AUTO}, None) for name in AUTO_RULES}
 PEER = "sk_iforest"
 # Candidates that change the table rather than the configuration: each numeric column is added again
 # as its rank, mapped to a standard normal (scikit-learn's QuantileTransformer over the whole table,

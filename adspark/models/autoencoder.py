@@ -103,7 +103,8 @@ class AutoencoderDetector(Detector):
         hidden = m.hidden or default_hidden(informative_width(frozen))
         files: dict[str, bytes] = {}
         sq_err = np.zeros(d)
-        rare = rare_mask(features, frozen, len(self.preprocessor.numeric_columns))  # for typical_error auto
+        numeric = len(self.preprocessor.numeric_columns)
+        rare = rare_mask(features, frozen, numeric) if m.typical_error == "auto" else None  # only auto reads it
         summary: list[dict[str, Any]] = []
         for member in range(self.cfg.model.ensemble):
             seed_everything(t.seed + member)
@@ -127,9 +128,7 @@ class AutoencoderDetector(Detector):
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "typical_error": self.cfg.model.typical_error,  # how error_scale was taken (provenance only)
             "error_knee": self.cfg.model.error_knee,
-            "softened_inputs": softened_inputs(
-                features, frozen, self.cfg.model.knee_features, len(self.preprocessor.numeric_columns)
-            ),
+            "softened_inputs": softened_inputs(features, frozen, self.cfg.model.knee_features, numeric),
             "frozen_values": pinned.tolist(),
         }
         self.training_ = {"members": summary}

@@ -304,8 +304,9 @@ class GanDetector(Detector):
         d = x.shape[1]
         k = (out.shape[1] - d) // 2
         recon = pin_frozen(out[:, :d], frozen, x[0, frozen])
-        rare = rare_mask(features, frozen, len(self.preprocessor.numeric_columns))
-        sq = typical_squared_error(np.square(features[kept] - recon), self.cfg.model.typical_error, rare)
+        statistic = self.cfg.model.typical_error
+        rare = rare_mask(features, frozen, len(self.preprocessor.numeric_columns)) if statistic == "auto" else None
+        sq = typical_squared_error(np.square(features[kept] - recon), statistic, rare)
         err = error_scale(np.sqrt(sq), frozen)
         fm = np.sqrt(np.mean(np.square(out[:, d : d + k] - out[:, d + k :]), axis=0))
         fm_floor = max(FM_SCALE_FLOOR, 0.1 * float(np.median(fm)))
