@@ -66,6 +66,13 @@ CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] 
     "act_elu": ({"model": {"activation": "elu"}}, None),
     "act_tanh": ({"model": {"activation": "tanh"}}, None),
     "act_leaky_relu": ({"model": {"activation": "leaky_relu"}}, None),
+    "epochs_10": ({"train": {"epochs": 10}}, None),  # fewer passes: a small table's net stays nearer its start
+    "epochs_15": ({"train": {"epochs": 15}}, None),
+    "epochs_20": ({"train": {"epochs": 20}}, None),
+    "trim_0.1": ({"train": {"trim": 0.1}}, None),  # more of the worst-reconstructed rows leave the training
+    "trim_0.2": ({"train": {"trim": 0.2}}, None),
+    "trim_0.3": ({"train": {"trim": 0.3}}, None),
+    "trim_0.4": ({"train": {"trim": 0.4}}, None),
     "median_error": ({"model": {"typical_error": "median"}}, None),  # a robust per-feature error scale
     "auto_error": ({"model": AUTO}, None),  # the median where many rows miss by far
     "rank_views": ({}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
@@ -175,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.report is not None:
         keep = {c.strip() for c in args.candidates.split(",")} | {PEER}
         only = {t.strip() for t in args.datasets.split(",")} if args.datasets else None
-        rows = [Row(**r) for path in args.report for r in json.loads(path.read_text())
-                if r["variant"] in keep and (only is None or r["dataset"] in only)]
+        saved = [Row(**r) for path in args.report for r in json.loads(path.read_text())
+                 if r["variant"] in keep and (only is None or r["dataset"] in only)]
+        # Runs saved in several files repeat a (candidate, table, seed), the forest's above all: the first
+        # counts, so a seed is not weighted twice in a mean.
+        first: dict[tuple[str, str, int], Row] = {}
+        for r in saved:
+            first.setdefault((r.variant, r.dataset, r.seed), r)
+        rows = list(first.values())
     else:
         names = ["defaults", "code_quarter"] if args.smoke else [c.strip() for c in args.candidates.split(",")]
         unknown = sorted(set(names) - set(CANDIDATES))
