@@ -346,7 +346,7 @@ def means(rows: list[Row]) -> dict[tuple[str, str], tuple[float, float]]:
 def ablation_table(rows: list[Row]) -> str:
     """One line per variant: mean ROC-AUC / PR-AUC over the tables it ran on, and per table."""
     m = means(rows)
-    tables = [t for t in quality.TABLES + quality.DIGIT_TABLES if any(d == t for _, d in m)]
+    tables = [t for t in quality.ROW_TABLES if any(d == t for _, d in m)]
     variants = list(dict.fromkeys(r.variant for r in rows))
     lines = [
         "| variant | changes | tables | mean ROC-AUC | mean PR-AUC | Δ ROC vs baseline (same tables) | ≥ IF |"
@@ -377,7 +377,7 @@ def leave_one_out(rows: list[Row], metric: int = 0, baseline: str = "baseline", 
     only breaks ties: the quality target is per table.
     """
     m = means(rows)
-    tables = [t for t in quality.TABLES + quality.DIGIT_TABLES if (baseline, t) in m]
+    tables = [t for t in quality.ROW_TABLES if (baseline, t) in m]
     variants = [v for v in dict.fromkeys(r.variant for r in rows) if v != "sk_iforest"]
     variants = [v for v in variants if all((v, t) in m for t in tables)]
 

@@ -150,7 +150,7 @@ def run(candidates: list[str], tables: list[str], seeds: list[int], save: Path |
 
 def candidate_table(rows: list[Row]) -> str:
     m = means(rows)
-    tables = [t for t in quality.TABLES + quality.DIGIT_TABLES if any(d == t for _, d in m)]
+    tables = [t for t in quality.ROW_TABLES if any(d == t for _, d in m)]
     names = list(dict.fromkeys(r.variant for r in rows))
     lines = ["| candidate | tables | mean ROC-AUC | mean PR-AUC | ≥ IF (ROC) | " + " | ".join(tables) + " |",
              "|---" * (5 + len(tables)) + "|"]
@@ -204,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if not any(r.variant == args.baseline for r in rows):
         print(f"no rows of the baseline {args.baseline!r}: name one of the candidates with --baseline", file=sys.stderr)
         return 2
-    loo = leave_one_out(rows, baseline=args.baseline, wins_first=True)
-    text = candidate_table(rows) + "\n\nLeave-one-table-out (ROC-AUC):\n\n" + loo
+    text = candidate_table(rows)
+    if len({r.dataset for r in rows}) > 1:  # with one table there is nothing to hold out
+        loo = leave_one_out(rows, baseline=args.baseline, wins_first=True)
+        text += "\n\nLeave-one-table-out (ROC-AUC):\n\n" + loo
     print(text)
     if args.write_readme:
         quality.write_readme(text, quality.bench_command("defaults.py", argv), section=args.section)
