@@ -335,11 +335,17 @@ def _row(vname: str, data: quality.Dataset, seed: int, scores: np.ndarray, start
 
 
 def means(rows: list[Row]) -> dict[tuple[str, str], tuple[float, float]]:
-    cells: dict[tuple[str, str], list[Row]] = {}
+    """Mean ROC-AUC and PR-AUC over seeds per (variant, table).
+
+    Runs saved in several files repeat a (variant, table, seed), the forest's above all: the first
+    counts, so a seed is not weighted twice.
+    """
+    cells: dict[tuple[str, str], dict[int, Row]] = {}
     for r in rows:
-        cells.setdefault((r.variant, r.dataset), []).append(r)
+        cells.setdefault((r.variant, r.dataset), {}).setdefault(r.seed, r)
     return {
-        k: (float(np.mean([r.roc_auc for r in v])), float(np.mean([r.pr_auc for r in v]))) for k, v in cells.items()
+        k: (float(np.mean([r.roc_auc for r in v.values()])), float(np.mean([r.pr_auc for r in v.values()])))
+        for k, v in cells.items()
     }
 
 

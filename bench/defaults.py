@@ -182,14 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report is not None:
         keep = {c.strip() for c in args.candidates.split(",")} | {PEER}
         only = {t.strip() for t in args.datasets.split(",")} if args.datasets else None
-        saved = [Row(**r) for path in args.report for r in json.loads(path.read_text())
-                 if r["variant"] in keep and (only is None or r["dataset"] in only)]
-        # Runs saved in several files repeat a (candidate, table, seed), the forest's above all: the first
-        # counts, so a seed is not weighted twice in a mean.
-        first: dict[tuple[str, str, int], Row] = {}
-        for r in saved:
-            first.setdefault((r.variant, r.dataset, r.seed), r)
-        rows = list(first.values())
+        rows = [Row(**r) for path in args.report for r in json.loads(path.read_text())
+                if r["variant"] in keep and (only is None or r["dataset"] in only)]
     else:
         names = ["defaults", "code_quarter"] if args.smoke else [c.strip() for c in args.candidates.split(",")]
         unknown = sorted(set(names) - set(CANDIDATES))
