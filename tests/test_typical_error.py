@@ -8,8 +8,8 @@ import pytest
 
 from adspark.config import parse_config
 from adspark.errors import ConfigError
-from adspark.models import make_detector
-from adspark.models.reconstruction import typical_squared_error
+from adspark.models import make_detector, reconstruction
+from adspark.models.reconstruction import knee_inputs, softened_inputs, typical_squared_error
 
 
 def test_typical_squared_error_is_the_mean_or_the_median() -> None:
@@ -83,6 +83,13 @@ def test_auto_knows_the_rarely_moving_features(kind: str, monkeypatch: pytest.Mo
         return typical_squared_error(sq, statistic, rare)
 
     monkeypatch.setattr(module, "typical_squared_error", spy)
+    modes: list[str] = []  # which rule each call of softened_inputs ran: each needs a mode over the sample
+
+    def count(features: np.ndarray, frozen: np.ndarray, which: str, numeric: int) -> list[int]:
+        modes.append(which)
+        return softened_inputs(features, frozen, which, numeric)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reconstruction, "softened_inputs", count)
     rng = np.random.default_rng(0)
     n = 400
     x = rng.normal(size=n)
@@ -95,3 +102,17 @@ def test_auto_knows_the_rarely_moving_features(kind: str, monkeypatch: pytest.Mo
     statistic, rare = seen[-1]
     assert statistic == "auto" and rare is not None
     assert np.flatnonzero(rare).tolist() == spec["softened_inputs"] == [2]
+    assert modes == ["rare"]  # the knee's features and the unit's mask come from one pass
+
+
+def test_knee_inputs_gives_the_unit_the_rarely_moving_features_whatever_the_knee_softens() -> None:
+    rng = np.random.default_rng(1)
+    count = np.where(rng.random(200) < 0.8, 0.0, 1.0)
+    features = np.column_stack([rng.normal(size=200), count, np.ones(200), rng.integers(0, 2, 200)])
+    frozen = np.array([False, False, True, False])  # the constant column; the last is a category bucket
+    assert knee_inputs(features, frozen, "rare", "rms", 3) == ([1], None)
+    softened, rare = knee_inputs(features, frozen, "all", "auto", 3)
+    assert softened == [0, 1, 3]
+    assert rare is not None and rare.tolist() == [False, True, False, False]
+    softened, rare = knee_inputs(features, frozen, "rare", "auto", 3)
+    assert softened == [1] and rare is not None and rare.tolist() == [False, True, False, False]

@@ -24,9 +24,8 @@ from adspark.models.reconstruction import (
     error_scale,
     frozen_mask,
     informative_width,
+    knee_inputs,
     pin_frozen,
-    rare_mask,
-    softened_inputs,
     typical_squared_error,
 )
 from adspark.models.training import (
@@ -103,8 +102,9 @@ class AutoencoderDetector(Detector):
         hidden = m.hidden or default_hidden(informative_width(frozen))
         files: dict[str, bytes] = {}
         sq_err = np.zeros(d)
-        numeric = len(self.preprocessor.numeric_columns)
-        rare = rare_mask(features, frozen, numeric) if m.typical_error == "auto" else None  # only auto reads it
+        softened, rare = knee_inputs(
+            features, frozen, m.knee_features, m.typical_error, len(self.preprocessor.numeric_columns)
+        )
         summary: list[dict[str, Any]] = []
         for member in range(self.cfg.model.ensemble):
             seed_everything(t.seed + member)
@@ -128,7 +128,7 @@ class AutoencoderDetector(Detector):
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "typical_error": self.cfg.model.typical_error,  # how error_scale was taken (provenance only)
             "error_knee": self.cfg.model.error_knee,
-            "softened_inputs": softened_inputs(features, frozen, self.cfg.model.knee_features, numeric),
+            "softened_inputs": softened,
             "frozen_values": pinned.tolist(),
         }
         self.training_ = {"members": summary}

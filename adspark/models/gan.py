@@ -65,9 +65,8 @@ from adspark.models.reconstruction import (
     error_scale,
     frozen_mask,
     informative_width,
+    knee_inputs,
     pin_frozen,
-    rare_mask,
-    softened_inputs,
     typical_squared_error,
 )
 from adspark.models.training import (
@@ -273,6 +272,8 @@ class GanDetector(Detector):
         result = train(family, train_rows, val_rows, settings)
         kept, info = result.kept, result.info
         self.networks_ = nets
+        numeric = len(self.preprocessor.numeric_columns)
+        softened, rare = knee_inputs(features, frozen, m.knee_features, m.typical_error, numeric)
         files = {"gan_scoring.onnx": export_onnx(nets.scoring, d)}
         spec = {
             "onnx_files": sorted(files),
@@ -286,27 +287,29 @@ class GanDetector(Detector):
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "typical_error": m.typical_error,  # how error_scale was taken (provenance only)
             "error_knee": m.error_knee,
-            "softened_inputs": softened_inputs(
-                features, frozen, m.knee_features, len(self.preprocessor.numeric_columns)
-            ),
+            "softened_inputs": softened,
             "frozen_values": x[0, frozen].tolist(),
-            **self._scales(nets, features, x, kept, frozen),
+            **self._scales(nets, features, x, kept, frozen, rare),
         }
         spec["normalisation"] = self._normalisation(spec, files, features)
         self.training_ = info
         return spec, files
 
     def _scales(
-        self, nets: GanNetworks, features: np.ndarray, x: np.ndarray, kept: np.ndarray, frozen: np.ndarray
+        self,
+        nets: GanNetworks,
+        features: np.ndarray,
+        x: np.ndarray,
+        kept: np.ndarray,
+        frozen: np.ndarray,
+        rare: np.ndarray | None,
     ) -> dict[str, Any]:
-        """Per-feature reconstruction error and per-D-feature distance on the kept rows."""
+        """Per-feature reconstruction error and per-D-feature distance on the kept rows (`rare`: knee_inputs)."""
         out = nets.scoring.predict(x[kept], batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
         d = x.shape[1]
         k = (out.shape[1] - d) // 2
         recon = pin_frozen(out[:, :d], frozen, x[0, frozen])
-        statistic = self.cfg.model.typical_error
-        rare = rare_mask(features, frozen, len(self.preprocessor.numeric_columns)) if statistic == "auto" else None
-        sq = typical_squared_error(np.square(features[kept] - recon), statistic, rare)
+        sq = typical_squared_error(np.square(features[kept] - recon), self.cfg.model.typical_error, rare)
         err = error_scale(np.sqrt(sq), frozen)
         fm = np.sqrt(np.mean(np.square(out[:, d : d + k] - out[:, d + k :]), axis=0))
         fm_floor = max(FM_SCALE_FLOOR, 0.1 * float(np.median(fm)))

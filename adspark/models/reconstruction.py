@@ -108,8 +108,21 @@ def softened_inputs(
     return np.flatnonzero(keep).tolist()
 
 
-def rare_mask(features: np.ndarray, frozen: np.ndarray, numeric: int) -> np.ndarray:
-    """Boolean per feature: the rarely-moving numeric features (softened_inputs' "rare" rule)."""
+def knee_inputs(
+    features: np.ndarray,
+    frozen: np.ndarray,
+    which: Literal["rare", "all"],
+    statistic: Literal["rms", "median", "auto"],
+    numeric: int,
+) -> tuple[list[int], np.ndarray | None]:
+    """The features the knee softens (softened_inputs), and the rarely-moving mask the "auto" unit reads.
+
+    The mask is None for the other units. With the default `which="rare"` both are the same features,
+    so the mode over the training sample is taken once.
+    """
+    softened = softened_inputs(features, frozen, which, numeric)
+    if statistic != "auto":
+        return softened, None
     mask = np.zeros(features.shape[1], dtype=bool)
-    mask[softened_inputs(features, frozen, "rare", numeric)] = True
-    return mask
+    mask[softened if which == "rare" else softened_inputs(features, frozen, "rare", numeric)] = True
+    return softened, mask
