@@ -103,13 +103,14 @@ class ModelConfig(_Strict):
     # shared benchmark (bench/README.md, "The error knee").
     error_knee: float | None = Field(1.5, gt=0.0)
     knee_features: Literal["rare", "all"] = "rare"
-    # autoencoder, gan: each feature's typical training error, which its error is divided by: "rms" (the root
-    # mean square over the kept training rows), "median" (robust to the anomalies of a heavily contaminated
-    # sample, but it amplifies a feature whose normal rows sometimes miss by a lot), or "auto": the median
-    # where at least a tenth of the rows (a quarter for the rarely-moving features) miss by over 4 median
-    # errors, else the root mean square (adspark/models/reconstruction.py; bench/README.md, "The error
-    # unit": auto leads on the contaminated benchmark tables and loses on transaction tables).
-    typical_error: Literal["rms", "median", "auto"] = "rms"
+    # autoencoder, gan: each feature's typical training error, which its error is divided by: "trimmed" (the
+    # mean squared error over the kept training rows without the 15% whose overall error is largest, shrunk
+    # at most 5-fold from the plain mean), "rms" (the root mean square over the kept training rows), "median"
+    # (robust to the anomalies of a heavily contaminated sample, but it amplifies a feature whose normal rows
+    # sometimes miss by a lot), or "auto": the median where at least a tenth of the rows (a quarter for the
+    # rarely-moving features) miss by over 4 median errors, else the root mean square
+    # (adspark/models/reconstruction.py; bench/README.md, "The error unit").
+    typical_error: Literal["trimmed", "rms", "median", "auto"] = "trimmed"
     # --- kind: autoencoder -------------------------------------------------------
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
     batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's

@@ -49,35 +49,43 @@ def _layers(code_divisor: int) -> Callable[[int], list[int]]:
 
 
 AUTO = {"typical_error": "auto"}
+RMS = {"typical_error": "rms"}
+
+
+def _on_rms(override: dict[str, Any]) -> dict[str, Any]:
+    """The override on the root-mean-square error unit, the default these candidates were measured against."""
+    return {**override, "model": {**RMS, **override.get("model", {})}}
+
 
 # name -> (config overrides, default layer sizes rule or None for the shipped one)
 CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] = {
-    "defaults": ({}, None),  # the code layer at d // 2, a knee of 1.5 on the rarely-moving features, unit rms
-    "squared": ({"model": {"error_knee": None}}, None),  # squared errors throughout (the earlier default)
-    "knee_rare_0.75": ({"model": {"error_knee": 0.75}}, None),
-    "knee_rare_1": ({"model": {"error_knee": 1.0}}, None),
-    "knee_rare_2": ({"model": {"error_knee": 2.0}}, None),
-    "knee_rare_3": ({"model": {"error_knee": 3.0}}, None),
-    "knee_all_1.5": ({"model": {"knee_features": "all"}}, None),
-    "knee_all_2": ({"model": {"error_knee": 2.0, "knee_features": "all"}}, None),
-    "ensemble_3": ({"model": {"ensemble": 3}}, None),
-    "min_steps_60": ({"train": {"min_steps": 60}}, None),
-    "min_steps_120": ({"train": {"min_steps": 120}}, None),
-    "act_elu": ({"model": {"activation": "elu"}}, None),
-    "act_tanh": ({"model": {"activation": "tanh"}}, None),
-    "act_leaky_relu": ({"model": {"activation": "leaky_relu"}}, None),
-    "epochs_10": ({"train": {"epochs": 10}}, None),  # fewer passes: a small table's net stays nearer its start
-    "epochs_15": ({"train": {"epochs": 15}}, None),
-    "epochs_20": ({"train": {"epochs": 20}}, None),
-    "trim_0.1": ({"train": {"trim": 0.1}}, None),  # more of the worst-reconstructed rows leave the training
-    "trim_0.2": ({"train": {"trim": 0.2}}, None),
-    "trim_0.3": ({"train": {"trim": 0.3}}, None),
-    "trim_0.4": ({"train": {"trim": 0.4}}, None),
+    "defaults": ({}, None),  # the code layer at d // 2, a knee of 1.5 on the rarely-moving features, unit trimmed
+    "rms_error": ({"model": RMS}, None),  # the unit before `trimmed`: the root mean square over the kept rows
+    "squared": (_on_rms({"model": {"error_knee": None}}), None),  # squared errors throughout (the earlier default)
+    "knee_rare_0.75": (_on_rms({"model": {"error_knee": 0.75}}), None),
+    "knee_rare_1": (_on_rms({"model": {"error_knee": 1.0}}), None),
+    "knee_rare_2": (_on_rms({"model": {"error_knee": 2.0}}), None),
+    "knee_rare_3": (_on_rms({"model": {"error_knee": 3.0}}), None),
+    "knee_all_1.5": (_on_rms({"model": {"knee_features": "all"}}), None),
+    "knee_all_2": (_on_rms({"model": {"error_knee": 2.0, "knee_features": "all"}}), None),
+    "ensemble_3": (_on_rms({"model": {"ensemble": 3}}), None),
+    "min_steps_60": (_on_rms({"train": {"min_steps": 60}}), None),
+    "min_steps_120": (_on_rms({"train": {"min_steps": 120}}), None),
+    "act_elu": (_on_rms({"model": {"activation": "elu"}}), None),
+    "act_tanh": (_on_rms({"model": {"activation": "tanh"}}), None),
+    "act_leaky_relu": (_on_rms({"model": {"activation": "leaky_relu"}}), None),
+    "epochs_10": (_on_rms({"train": {"epochs": 10}}), None),  # fewer passes: a small table's net stays nearer its start
+    "epochs_15": (_on_rms({"train": {"epochs": 15}}), None),
+    "epochs_20": (_on_rms({"train": {"epochs": 20}}), None),
+    "trim_0.1": (_on_rms({"train": {"trim": 0.1}}), None),  # more of the worst-reconstructed rows leave the training
+    "trim_0.2": (_on_rms({"train": {"trim": 0.2}}), None),
+    "trim_0.3": (_on_rms({"train": {"trim": 0.3}}), None),
+    "trim_0.4": (_on_rms({"train": {"trim": 0.4}}), None),
     "median_error": ({"model": {"typical_error": "median"}}, None),  # a robust per-feature error scale
     "auto_error": ({"model": AUTO}, None),  # the median where many rows miss by far
-    "rank_views": ({}, None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
-    "code_quarter": ({}, _layers(4)),  # the default before the half-width code
-    "code_quarter_min_steps_300": ({"train": {"min_steps": 300}}, _layers(4)),
+    "rank_views": (_on_rms({}), None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
+    "code_quarter": (_on_rms({}), _layers(4)),  # the default before the half-width code
+    "code_quarter_min_steps_300": (_on_rms({"train": {"min_steps": 300}}), _layers(4)),
 }
 # Candidates that run the `auto` error unit with other thresholds: the constants of
 # adspark/models/reconstruction.py they set.
@@ -90,6 +98,16 @@ AUTO_RULES: dict[str, dict[str, float]] = {
     "auto_rare_share_0.3": {"RARE_AUTO_SHARE": 0.3},
 }
 CANDIDATES |= {name: ({"model": AUTO}, None) for name in AUTO_RULES}
+# Candidates that run the `trimmed` error unit (the default) with other constants of
+# adspark/models/reconstruction.py.
+TRIM_RULES: dict[str, dict[str, float]] = {
+    "trimmed_0.1": {"UNIT_TRIM": 0.1},  # the share of rows left out of the unit
+    "trimmed_0.25": {"UNIT_TRIM": 0.25},
+    "trimmed_shrink_3": {"UNIT_SHRINK": 3.0},  # how far the unit may shrink (squared)
+    "trimmed_shrink_10": {"UNIT_SHRINK": 10.0},
+    "trimmed_unbounded": {"UNIT_SHRINK": float("inf")},  # the trimmed mean alone
+}
+CANDIDATES |= {name: ({}, None) for name in TRIM_RULES}
 PEER = "sk_iforest"
 # Candidates that change the table rather than the configuration: each numeric column is added again
 # as its rank, mapped to a standard normal (scikit-learn's QuantileTransformer over the whole table,
@@ -114,9 +132,10 @@ def run_candidate(name: str, data: quality.Dataset, seed: int) -> np.ndarray:
 
     override, layers = CANDIDATES[name]
     shipped = ae.default_hidden
-    constants = {k: getattr(rec, k) for k in AUTO_RULES.get(name, {})}
+    rule = AUTO_RULES.get(name) or TRIM_RULES.get(name) or {}
+    constants = {k: getattr(rec, k) for k in rule}
     ae.default_hidden = layers or shipped
-    for k, v in AUTO_RULES.get(name, {}).items():
+    for k, v in rule.items():
         setattr(rec, k, v)
     try:
         return quality.run_adspark(with_rank_views(data) if name in RANK_VIEWS else data, seed, override)

@@ -19,7 +19,7 @@ from tests.test_cli import _adspark, _call
 ROWS = 2000
 CONFIG = {
     "columns": {"id": ["txn_id"], "categorical": ["merchant"], "exclude": ["label"]},
-    "train": {"sample_rows": 1500, "epochs": 4, "seed": 1, "patience": 2, "batch_size": 32},
+    "train": {"sample_rows": 1500, "epochs": 8, "seed": 1, "patience": 2, "batch_size": 32},
     "threshold": {"method": "contamination", "value": 0.01},
 }
 

@@ -115,7 +115,9 @@ class AutoencoderDetector(Detector):
             result = train(family, train_rows, val_rows, settings)
             recon = model.predict(x[result.kept], batch_size=EVAL_BATCH, verbose=0).astype(np.float64)
             pin_frozen(recon, frozen, pinned)
-            sq_err += typical_squared_error(np.square(features[result.kept] - recon), m.typical_error, rare)
+            sq_err += typical_squared_error(
+                np.square(features[result.kept] - recon), m.typical_error, rare, self.preprocessor.feature_weights_
+            )
             files[f"autoencoder_{member}.onnx"] = export_onnx(model, d)
             summary.append(result.info)
         scale = error_scale(np.sqrt(sq_err / self.cfg.model.ensemble), frozen)

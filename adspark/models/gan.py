@@ -309,7 +309,9 @@ class GanDetector(Detector):
         d = x.shape[1]
         k = (out.shape[1] - d) // 2
         recon = pin_frozen(out[:, :d], frozen, x[0, frozen])
-        sq = typical_squared_error(np.square(features[kept] - recon), self.cfg.model.typical_error, rare)
+        sq = typical_squared_error(
+            np.square(features[kept] - recon), self.cfg.model.typical_error, rare, self.preprocessor.feature_weights_
+        )
         err = error_scale(np.sqrt(sq), frozen)
         fm = np.sqrt(np.mean(np.square(out[:, d : d + k] - out[:, d + k :]), axis=0))
         fm_floor = max(FM_SCALE_FLOOR, 0.1 * float(np.median(fm)))
