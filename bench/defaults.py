@@ -7,7 +7,7 @@
     python bench/defaults.py --report F [F ...] --candidates a,b --baseline a ...   # beside `a`, not `defaults`
 
 Each candidate is a set of config overrides (or a rule for the default layer sizes, or other constants
-for the `auto` error unit) applied to the shipped defaults; `defaults` is the shipped configuration
+for the `auto` and `trimmed` error units) applied to the shipped defaults; `defaults` is the shipped configuration
 itself. Every candidate is trained and scored
 like bench/quality.py's `autoencoder` column (the Keras detector, exported to ONNX, scored by the
 executors' onnxruntime scorer), on every shared table of ../shared/datasets, every seed; scikit-learn's
