@@ -108,6 +108,7 @@ TRIM_RULES: dict[str, dict[str, float]] = {
     "trimmed_unbounded": {"UNIT_SHRINK": float("inf")},  # the trimmed mean alone
 }
 CANDIDATES |= {name: ({}, None) for name in TRIM_RULES}
+MODULE_CONSTANTS = AUTO_RULES | TRIM_RULES  # every candidate that sets constants of the module, and which
 PEER = "sk_iforest"
 # Candidates that change the table rather than the configuration: each numeric column is added again
 # as its rank, mapped to a standard normal (scikit-learn's QuantileTransformer over the whole table,
@@ -132,7 +133,7 @@ def run_candidate(name: str, data: quality.Dataset, seed: int) -> np.ndarray:
 
     override, layers = CANDIDATES[name]
     shipped = ae.default_hidden
-    rule = AUTO_RULES.get(name) or TRIM_RULES.get(name) or {}
+    rule = MODULE_CONSTANTS.get(name, {})
     constants = {k: getattr(rec, k) for k in rule}
     ae.default_hidden = layers or shipped
     for k, v in rule.items():
