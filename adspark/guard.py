@@ -12,7 +12,9 @@ Before any work (before a row is read or a model trained) a command asks here:
   names written beside them.
 - `check_replaceable`: an existing target is only replaced when it is what
   adspark writes there: an output holds `_adspark_run.json`, a model directory
-  `manifest.json`. Anything else that is not empty is refused, by name.
+  `manifest.json`, a Spark ML stage saved with `overwrite()` its `metadata`
+  (adspark.ml also reads that metadata back). Anything else that is not empty
+  is refused, by name.
 - `Lease`: one run per target at a time. A lease file next to the target names
   the run id, host, process and an expiry, renewed while the run lives; a
   second run refuses, naming the first. An expired lease, or one held by a
@@ -53,7 +55,10 @@ log = logging.getLogger("adspark.guard")
 RUN_MANIFEST = "_adspark_run.json"
 ARTIFACT_MANIFEST = "manifest.json"
 LEASE_TTL_S = 600.0  # a lease lives this long without renewal; renewed every third of it
-MARKERS = {"output.path": RUN_MANIFEST, "model_dir": ARTIFACT_MANIFEST}
+ML_METADATA = "metadata"  # what Spark ML's DefaultParamsWriter writes into every saved stage
+MARKERS = {"output.path": RUN_MANIFEST, "model_dir": ARTIFACT_MANIFEST, "stage path": ML_METADATA}
+_WRITTEN = {"output.path": "an adspark output", "model_dir": "an adspark model directory",
+            "stage path": "a saved Spark ML stage"}
 _IGNORED = ("_SUCCESS", ".DS_Store")  # files that do not make a directory "non-empty"
 _TAG = ".adspark-"
 
@@ -253,9 +258,8 @@ def check_replaceable(key: str, target: HadoopPath) -> None:
     names = [n for n in target.list_names() if n not in _IGNORED]
     if not names or marker in names:
         return
-    what = "adspark output" if marker == RUN_MANIFEST else "adspark model directory"
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    raise PathError(f"{key} {target.path} is a non-empty directory that is not an {what} (no {marker}; it holds "
+    raise PathError(f"{key} {target.path} is a non-empty directory that is not {_WRITTEN[key]} (no {marker}; it holds "
                     f"{shown}); refusing to replace it (move it away or choose another path)")
 
 

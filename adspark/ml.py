@@ -14,6 +14,13 @@ other key goes in `config` (a dict or its JSON), which the named params
 override. Fitting and scoring are `adspark.fit` and `AnomalyModel.transform`:
 the same sample, training and scoring as the `adspark` command.
 
+Overwriting: `write().overwrite().save(p)` on either stage replaces `p` only
+when it is empty or a saved Spark ML stage (its `metadata` reads back as one);
+any other file or directory is refused with PathError before anything is
+deleted (adspark.guard's rule for model directories). A Pipeline's writer is
+Spark's own: its `overwrite()` deletes `p` before any stage is asked, so give a
+pipeline a path of its own.
+
 Persistence: the params are written by Spark's DefaultParamsWriter
 (`<stage>/metadata`) and the model as its artifact directory, manifest.json +
 ONNX files, under `<stage>/artifact`: no pickle. Loading verifies that
@@ -48,7 +55,8 @@ from pyspark.sql import DataFrame, SparkSession
 from adspark.api import AnomalyModel, fit
 from adspark.artifact import MANIFEST, Artifact, load_artifact, manifest_bytes, save_artifact
 from adspark.config import JobConfig, parse_config
-from adspark.errors import ArtifactError, ConfigError, NotFittedError
+from adspark.errors import ArtifactError, ConfigError, NotFittedError, PathError
+from adspark.guard import ML_METADATA, check_replaceable, qualified
 from adspark.schema import FLAG_COL, SCORE_COL
 
 ARTIFACT_DIR = "artifact"
@@ -203,6 +211,9 @@ class AnomalyDetector(Estimator["AnomalyDetectorModel"], _AnomalyParams, Default
         self.jobConfig()
         return self
 
+    def write(self) -> MLWriter:
+        return _ParamsWriter(self)
+
     def _fit(self, dataset: DataFrame) -> AnomalyDetectorModel:
         model = AnomalyDetectorModel()
         model._model = fit(dataset, self.jobConfig())
@@ -242,7 +253,37 @@ class AnomalyDetectorModel(Model, _AnomalyParams, MLReadable["AnomalyDetectorMod
         return _ModelReader(cls)
 
 
-class _ModelWriter(MLWriter):
+def check_overwritable(spark: SparkSession, path: str) -> None:
+    """`overwrite()` may delete `path` only when it is missing, empty or a saved Spark ML stage; else PathError."""
+    target = qualified(spark, path)
+    if target.is_root():
+        raise PathError(f"stage path {target.path} is a filesystem root; refusing to overwrite it")
+    check_replaceable("stage path", target)
+    if not target.exists() or ML_METADATA not in target.list_names():
+        return
+    try:
+        metadata = DefaultParamsReader.loadMetadata(path, spark)
+    except Exception:  # unreadable, not JSON, not text: in every case not a stage's metadata
+        metadata = None
+    if not isinstance(metadata, dict) or not {"class", "uid", "sparkVersion"} <= metadata.keys():
+        raise PathError(f"stage path {target.path} holds a {ML_METADATA} directory that is not a Spark ML stage's "
+                        "(no class, uid and sparkVersion in its first line); refusing to overwrite it (move it "
+                        "away or choose another path)")
+
+
+class _GuardedOverwrite(MLWriter):
+    """Spark's overwrite deletes the path outright; this one checks it first (`check_overwritable`)."""
+
+    def _handleOverwrite(self, path: str) -> None:
+        check_overwritable(self.sparkSession, path)
+        super()._handleOverwrite(path)
+
+
+class _ParamsWriter(_GuardedOverwrite, DefaultParamsWriter):
+    """The estimator's params to `<path>/metadata`, as Spark's DefaultParamsWriter writes them."""
+
+
+class _ModelWriter(_GuardedOverwrite):
     """Params to `<path>/metadata`, the artifact to `<path>/artifact`."""
 
     def __init__(self, instance: AnomalyDetectorModel) -> None:

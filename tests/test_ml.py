@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import adspark
-from adspark.errors import NotFittedError
+from adspark.errors import NotFittedError, PathError
 from adspark.ml import AnomalyDetector, AnomalyDetectorModel
-from tests.conftest import make_table, write_parquet
+from tests.conftest import make_table, snapshot, write_parquet
 from tests.test_cli import _env
 
 ROWS = 2000
@@ -131,3 +131,38 @@ def test_errors_are_typed(fitted: dict, spark) -> None:
     onnx.write_bytes(bytes(blob))
     with pytest.raises(adspark.ArtifactError, match="sha256 checksum mismatch"):
         PipelineModel.load(str(path))
+
+
+def test_overwrite_replaces_only_a_saved_stage(fitted: dict) -> None:
+    tmp: Path = fitted["tmp"]
+    stage = fitted["model"].stages[-1]
+    table = Path(fitted["data"])  # the Parquet table the pipeline was fitted on
+    lake = tmp / "lake"  # a table format that keeps a `metadata` directory of its own (Iceberg's layout)
+    (lake / "metadata").mkdir(parents=True)
+    (lake / "metadata" / "v1.metadata.json").write_text('{\n  "format-version": 2\n}\n')
+    (lake / "data").mkdir()
+    (lake / "data" / "part-0.parquet").write_bytes(b"PAR1")
+    notes = tmp / "notes.txt"
+    notes.write_text("keep me")
+    before = {p: snapshot(p) for p in (table, lake)}
+    with pytest.raises(PathError, match=r"stage path file:.*transactions is a non-empty directory that is not a "
+                                        r"saved Spark ML stage \(no metadata; it holds .*\.parquet"):
+        stage.write().overwrite().save(str(table))
+    with pytest.raises(PathError, match=r"stage path file:.*lake holds a metadata directory that is not a Spark ML"):
+        stage.write().overwrite().save(str(lake))
+    with pytest.raises(PathError, match="is an existing file"):
+        stage.write().overwrite().save(str(notes))
+    with pytest.raises(PathError, match="not a saved Spark ML stage"):
+        _detector().write().overwrite().save(str(table))  # the estimator's writer too
+    with pytest.raises(PathError, match="filesystem root"):
+        stage.write().overwrite().save("/")
+    assert {p: snapshot(p) for p in (table, lake)} == before
+    assert notes.read_text() == "keep me"
+
+    path = tmp / "stage"
+    path.mkdir()
+    stage.write().overwrite().save(str(path))  # an empty directory
+    _detector().write().overwrite().save(str(path))  # a saved stage, replaced by another
+    assert AnomalyDetector.load(str(path)).getOutputCol() == "fraud_score"
+    stage.write().overwrite().save(str(path))
+    assert AnomalyDetectorModel.load(str(path)).model.digest == stage.model.digest
