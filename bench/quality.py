@@ -23,6 +23,8 @@ Data: ``$ADSPARK_DATASETS`` or ``../shared/datasets`` next to the repository (se
 heavy-tailed columns with 7% anomalies in the extreme tails or off the normal manifold.
 ``mnist`` is the one-class protocol with digit 0 as the normal class; ``mnist_1`` ... ``mnist_9``
 (DIGIT_TABLES, only when named) take each other digit instead: image tables no default was chosen on.
+``syn_*_32``, ``synthetic_heavy_tail_32``, ``mnist_32`` and ``mnist_1_32`` ... ``mnist_9_32``
+(CONTAMINATED_TABLES, only when named) have a third of their rows anomalous, as ADBench's satellite.
 ``transactions`` (only when named) is `adspark demo`'s card-transaction generator, seeded, TRANSACTION_ROWS
 rows with 1% fraud, read as the demo job reads it (its numeric and categorical columns; ids, timestamps
 and the label left out).
@@ -78,7 +80,19 @@ DIGIT_TABLES = tuple(f"mnist_{k}" for k in range(1, 10))
 # The product's own kind of table, the demo's card transactions: no default was chosen on it either, and
 # it is where the defaults have to hold first. Named explicitly.
 PRODUCT_TABLES = ("transactions",)
-ROW_TABLES = TABLES + DIGIT_TABLES + PRODUCT_TABLES  # every row-wise table, in report order
+# A third of the rows anomalous (CONTAMINATED_SHARE), on tables large enough to train for hundreds of steps:
+# the regime where the anomalies are a class of their own in the training sample (ADBench's satellite,
+# 32%). The four ADBench types on 6,400 rows, the shuttle-like table and the ten one-class image tables
+# at that share. Named explicitly, never part of the default run; no default was chosen on them.
+CONTAMINATED_SHARE = 0.32
+CONTAMINATED_ROWS = 6400
+CONTAMINATED_TABLES = (
+    *(f"syn_{k}_32" for k in ("local", "global", "dependency", "clustered")),
+    "synthetic_heavy_tail_32",
+    "mnist_32",
+    *(f"mnist_{k}_32" for k in range(1, 10)),
+)
+ROW_TABLES = TABLES + DIGIT_TABLES + PRODUCT_TABLES + CONTAMINATED_TABLES  # every row-wise table, in report order
 SEQUENCES = ("ecg", "synthetic_events")
 DATASETS = ROW_TABLES + SEQUENCES
 SMOKE_TABLES = ("glass", "wdbc", "syn_local")
@@ -381,6 +395,12 @@ def synthetic_events(
     return Dataset("synthetic_events", table, labels[order], categorical=["template"], streams=host[order])
 
 
+def _renamed(name: str, load: Callable[[int], Dataset], seed: int) -> Dataset:
+    data = load(seed)
+    data.name = name
+    return data
+
+
 LOADERS: dict[str, Callable[[int], Dataset]] = {
     "wilt": load_wilt,
     "wdbc": load_wdbc,
@@ -394,6 +414,13 @@ LOADERS: dict[str, Callable[[int], Dataset]] = {
     "transactions": load_transactions,
     "synthetic_heavy_tail": synthetic_heavy_tail,
     **{f"syn_{k}": partial(synthetic_adbench, k) for k in ADBENCH_TYPES},
+    **{f"syn_{k}_32": partial(_renamed, f"syn_{k}_32", partial(synthetic_adbench, k, n=CONTAMINATED_ROWS,
+                                                                anomaly_share=CONTAMINATED_SHARE))
+       for k in ADBENCH_TYPES},
+    "synthetic_heavy_tail_32": partial(_renamed, "synthetic_heavy_tail_32",
+                                       partial(synthetic_heavy_tail, anomaly_share=CONTAMINATED_SHARE)),
+    **{name: partial(_renamed, name, partial(load_mnist, normal_digit=k, anomaly_share=CONTAMINATED_SHARE))
+       for k, name in enumerate(("mnist_32", *(f"mnist_{k}_32" for k in range(1, 10))))},
     "ecg": load_ecg,
     "synthetic_events": synthetic_events,
 }
