@@ -83,6 +83,12 @@ MemberKind = Literal["autoencoder", "gan", "iforest"]  # the row-wise kinds an e
 DEFAULT_MEMBERS: tuple[MemberKind, ...] = ("autoencoder", "gan")
 
 
+# The error units of the reconstruction families and the features their knee softens
+# (adspark/models/reconstruction.py: typical_squared_error, softened_inputs).
+TypicalError = Literal["trimmed", "rms", "median", "auto"]
+KneeFeatures = Literal["rare", "all"]
+
+
 class ModelConfig(_Strict):
     """The detector family and its network.
 
@@ -102,7 +108,7 @@ class ModelConfig(_Strict):
     # half of the training rows: pixels, grades, mostly-zero counts) or "all" that moved in training. Chosen on the
     # shared benchmark (bench/README.md, "The error knee").
     error_knee: float | None = Field(1.5, gt=0.0)
-    knee_features: Literal["rare", "all"] = "rare"
+    knee_features: KneeFeatures = "rare"
     # autoencoder, gan: each feature's typical training error, which its error is divided by: "trimmed" (the
     # mean squared error over the kept training rows without the 15% whose overall error is largest, shrunk
     # at most 5-fold from the plain mean), "rms" (the root mean square over the kept training rows), "median"
@@ -110,7 +116,7 @@ class ModelConfig(_Strict):
     # sometimes miss by a lot), or "auto": the median where at least a tenth of the rows (a quarter for the
     # rarely-moving features) miss by over 4 median errors, else the root mean square
     # (adspark/models/reconstruction.py; bench/README.md, "The error unit").
-    typical_error: Literal["trimmed", "rms", "median", "auto"] = "trimmed"
+    typical_error: TypicalError = "trimmed"
     # --- kind: autoencoder -------------------------------------------------------
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
     batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's

@@ -56,9 +56,10 @@ RUN_MANIFEST = "_adspark_run.json"
 ARTIFACT_MANIFEST = "manifest.json"
 LEASE_TTL_S = 600.0  # a lease lives this long without renewal; renewed every third of it
 ML_METADATA = "metadata"  # what Spark ML's DefaultParamsWriter writes into every saved stage
-MARKERS = {"output.path": RUN_MANIFEST, "model_dir": ARTIFACT_MANIFEST, "stage path": ML_METADATA}
-_WRITTEN = {"output.path": "an adspark output", "model_dir": "an adspark model directory",
-            "stage path": "a saved Spark ML stage"}
+# key -> (the file or directory that marks what adspark writes there, what that is called in a refusal)
+MARKERS = {"output.path": (RUN_MANIFEST, "an adspark output"),
+           "model_dir": (ARTIFACT_MANIFEST, "an adspark model directory"),
+           "stage path": (ML_METADATA, "a saved Spark ML stage")}
 _IGNORED = ("_SUCCESS", ".DS_Store")  # files that do not make a directory "non-empty"
 _TAG = ".adspark-"
 
@@ -251,7 +252,7 @@ def check_replaceable(key: str, target: HadoopPath) -> None:
     """An existing target may be replaced only when adspark wrote it (its marker file is there) or it is empty."""
     if not target.exists():
         return
-    marker = MARKERS[key]
+    marker, written = MARKERS[key]
     if not target.is_dir():
         raise PathError(f"{key} {target.path} is an existing file, not a directory adspark wrote; refusing to "
                         "replace it (move it away or choose another path)")
@@ -259,7 +260,7 @@ def check_replaceable(key: str, target: HadoopPath) -> None:
     if not names or marker in names:
         return
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    raise PathError(f"{key} {target.path} is a non-empty directory that is not {_WRITTEN[key]} (no {marker}; it holds "
+    raise PathError(f"{key} {target.path} is a non-empty directory that is not {written} (no {marker}; it holds "
                     f"{shown}); refusing to replace it (move it away or choose another path)")
 
 

@@ -110,7 +110,7 @@ TRIM_RULES: dict[str, dict[str, float]] = {
     "trimmed_unbounded": {"UNIT_SHRINK": float("inf")},  # the trimmed mean alone
 }
 CANDIDATES |= {name: ({}, None) for name in TRIM_RULES}
-MODULE_CONSTANTS = AUTO_RULES | TRIM_RULES  # every candidate that sets constants of the module, and which
+MODULE_CONSTANTS = AUTO_RULES | TRIM_RULES  # every candidate that sets module constants, and the values it sets
 PEER = "sk_iforest"
 # Candidates that change the table rather than the configuration: each numeric column is added again
 # as its rank, mapped to a standard normal (scikit-learn's QuantileTransformer over the whole table,

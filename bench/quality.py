@@ -395,8 +395,16 @@ def synthetic_events(
     return Dataset("synthetic_events", table, labels[order], categorical=["template"], streams=host[order])
 
 
-def _renamed(name: str, load: Callable[[int], Dataset], seed: int) -> Dataset:
-    data = load(seed)
+def load_contaminated(name: str, seed: int) -> Dataset:
+    """A CONTAMINATED_TABLES entry: the table named before its `_32`, with CONTAMINATED_SHARE anomalies."""
+    base = name.removesuffix("_32")
+    if base.startswith("syn_"):
+        data = synthetic_adbench(base[4:], seed, n=CONTAMINATED_ROWS, anomaly_share=CONTAMINATED_SHARE)
+    elif base == "synthetic_heavy_tail":
+        data = synthetic_heavy_tail(seed, anomaly_share=CONTAMINATED_SHARE)
+    else:  # mnist (digit 0) or mnist_K
+        data = load_mnist(seed, normal_digit=int(base.removeprefix("mnist").removeprefix("_") or 0),
+                          anomaly_share=CONTAMINATED_SHARE)
     data.name = name
     return data
 
@@ -414,13 +422,7 @@ LOADERS: dict[str, Callable[[int], Dataset]] = {
     "transactions": load_transactions,
     "synthetic_heavy_tail": synthetic_heavy_tail,
     **{f"syn_{k}": partial(synthetic_adbench, k) for k in ADBENCH_TYPES},
-    **{f"syn_{k}_32": partial(_renamed, f"syn_{k}_32", partial(synthetic_adbench, k, n=CONTAMINATED_ROWS,
-                                                                anomaly_share=CONTAMINATED_SHARE))
-       for k in ADBENCH_TYPES},
-    "synthetic_heavy_tail_32": partial(_renamed, "synthetic_heavy_tail_32",
-                                       partial(synthetic_heavy_tail, anomaly_share=CONTAMINATED_SHARE)),
-    **{name: partial(_renamed, name, partial(load_mnist, normal_digit=k, anomaly_share=CONTAMINATED_SHARE))
-       for k, name in enumerate(("mnist_32", *(f"mnist_{k}_32" for k in range(1, 10))))},
+    **{name: partial(load_contaminated, name) for name in CONTAMINATED_TABLES},
     "ecg": load_ecg,
     "synthetic_events": synthetic_events,
 }

@@ -11,10 +11,10 @@ row where it moves tonight is scored by the move alone, not by output noise.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from scipy import stats
+
+from adspark.config import KneeFeatures, TypicalError
 
 # A numeric feature at one value in at least this share of the training rows is "rarely moving": a pixel
 # that is mostly blank, a count that is mostly 0, a 1-10 grade. Its typical error is tiny, so the knee
@@ -58,11 +58,9 @@ FAR = 4.0
 AUTO_SHARE = 0.1
 RARE_AUTO_SHARE = 0.25
 
-Statistic = Literal["trimmed", "rms", "median", "auto"]
-
 
 def typical_squared_error(
-    sq_errors: np.ndarray, statistic: Statistic, rare: np.ndarray | None = None, weights: np.ndarray | None = None
+    sq_errors: np.ndarray, statistic: TypicalError, rare: np.ndarray | None = None, weights: np.ndarray | None = None
 ) -> np.ndarray:
     """Per-feature typical squared error of the training rows (rows x features in, features out).
 
@@ -105,7 +103,7 @@ def error_scale(typical: np.ndarray, frozen: np.ndarray) -> np.ndarray:
 
 
 def softened_inputs(
-    features: np.ndarray, frozen: np.ndarray, which: Literal["rare", "all"], numeric: int
+    features: np.ndarray, frozen: np.ndarray, which: KneeFeatures, numeric: int
 ) -> list[int]:
     """The features whose error the knee softens: "all" that moved in training, or only the "rare" ones.
 
@@ -128,8 +126,8 @@ def softened_inputs(
 def knee_inputs(
     features: np.ndarray,
     frozen: np.ndarray,
-    which: Literal["rare", "all"],
-    statistic: Statistic,
+    which: KneeFeatures,
+    statistic: TypicalError,
     numeric: int,
 ) -> tuple[list[int], np.ndarray | None]:
     """The features the knee softens (softened_inputs), and the rarely-moving mask the "auto" unit reads.
