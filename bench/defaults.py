@@ -111,6 +111,11 @@ TRIM_RULES: dict[str, dict[str, float]] = {
 }
 CANDIDATES |= {name: ({}, None) for name in TRIM_RULES}
 MODULE_CONSTANTS = AUTO_RULES | TRIM_RULES  # every candidate that sets module constants, and the values it sets
+# Candidates that scale the numeric columns by another spread than adspark.features.robust_scale's IQR:
+# the median absolute deviation first (half the rows may be far off before it breaks down, a quarter for
+# the IQR), then the shipped fallbacks.
+SCALES = {"scale_mad"}
+CANDIDATES |= {name: ({}, None) for name in SCALES}
 PEER = "sk_iforest"
 # Candidates that change the table rather than the configuration: each numeric column is added again
 # as its rank, mapped to a standard normal (scikit-learn's QuantileTransformer over the whole table,
@@ -129,21 +134,35 @@ def with_rank_views(data: quality.Dataset) -> quality.Dataset:
     return quality.Dataset(data.name, pa.table(columns), data.labels)
 
 
+def mad_first(shipped: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
+    """A column's scale: its median absolute deviation (normal-consistent), or `shipped`'s where that is 0."""
+    from scipy.stats import median_abs_deviation
+
+    def scale(x: np.ndarray) -> float:
+        mad = float(median_abs_deviation(x, scale="normal")) if x.size else 0.0
+        return mad if np.isfinite(mad) and mad > 1e-12 else shipped(x)
+
+    return scale
+
+
 def run_candidate(name: str, data: quality.Dataset, seed: int) -> np.ndarray:
+    import adspark.features as features
     import adspark.models.autoencoder as ae
     import adspark.models.reconstruction as rec
 
     override, layers = CANDIDATES[name]
-    shipped = ae.default_hidden
+    shipped, shipped_scale = ae.default_hidden, features.robust_scale
     rule = MODULE_CONSTANTS.get(name, {})
     constants = {k: getattr(rec, k) for k in rule}
     ae.default_hidden = layers or shipped
+    if name in SCALES:
+        features.robust_scale = mad_first(shipped_scale)
     for k, v in rule.items():
         setattr(rec, k, v)
     try:
         return quality.run_adspark(with_rank_views(data) if name in RANK_VIEWS else data, seed, override)
     finally:
-        ae.default_hidden = shipped
+        ae.default_hidden, features.robust_scale = shipped, shipped_scale
         for k, v in constants.items():
             setattr(rec, k, v)
 
