@@ -248,17 +248,20 @@ def check_not_inside(spark: SparkSession, key: str, directory: str, paths: dict[
                             f"would add its files to what it reads there: choose a directory of its own")
 
 
-def check_replaceable(key: str, target: HadoopPath) -> None:
-    """An existing target may be replaced only when adspark wrote it (its marker file is there) or it is empty."""
+def check_replaceable(key: str, target: HadoopPath) -> bool:
+    """An existing target may be replaced only when adspark wrote it (its marker file is there) or it is empty.
+
+    Returns whether the marker is there (False for a missing or empty target).
+    """
     if not target.exists():
-        return
+        return False
     marker, written = MARKERS[key]
     if not target.is_dir():
         raise PathError(f"{key} {target.path} is an existing file, not a directory adspark wrote; refusing to "
                         "replace it (move it away or choose another path)")
     names = [n for n in target.list_names() if n not in _IGNORED]
     if not names or marker in names:
-        return
+        return bool(names)
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     raise PathError(f"{key} {target.path} is a non-empty directory that is not {written} (no {marker}; it holds "
                     f"{shown}); refusing to replace it (move it away or choose another path)")

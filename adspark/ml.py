@@ -258,9 +258,8 @@ def check_overwritable(spark: SparkSession, path: str) -> None:
     target = qualified(spark, path)
     if target.is_root():
         raise PathError(f"stage path {target.path} is a filesystem root; refusing to overwrite it")
-    check_replaceable("stage path", target)
-    if not target.exists() or ML_METADATA not in target.list_names():
-        return
+    if not check_replaceable("stage path", target):
+        return  # missing or empty
     try:
         metadata = DefaultParamsReader.loadMetadata(path, spark)
     except Exception:  # unreadable, not JSON, not text: in every case not a stage's metadata
