@@ -86,6 +86,7 @@ DEFAULT_MEMBERS: tuple[MemberKind, ...] = ("autoencoder", "gan")
 # The error units of the reconstruction families and the features their knee softens
 # (adspark/models/reconstruction.py: typical_squared_error, softened_inputs).
 TypicalError = Literal["trimmed", "rms", "median", "auto"]
+RowLoss = Literal["mse", "welsch"]  # adspark/models/losses.py
 KneeFeatures = Literal["rare", "all"]
 
 
@@ -117,6 +118,11 @@ class ModelConfig(_Strict):
     # rarely-moving features) miss by over 4 median errors, else the root mean square
     # (adspark/models/reconstruction.py; bench/README.md, "The error unit").
     typical_error: TypicalError = "trimmed"
+    # autoencoder, gan: the training loss of each row's mean squared reconstruction error: "mse", or
+    # "welsch", which flattens beyond the batch's median row error so the worst-reconstructed rows (a
+    # sample's own anomalies) pull less on the weights (adspark/models/losses.py; bench/README.md,
+    # "The training loss")
+    loss: RowLoss = "mse"
     # --- kind: autoencoder -------------------------------------------------------
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
     batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's

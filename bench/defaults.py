@@ -83,6 +83,8 @@ CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] 
     "trim_0.4": (_on_rms({"train": {"trim": 0.4}}), None),
     "dropout_0.1": ({"model": {"dropout": 0.1}}, None),  # on the trimmed unit: a net that learns less of a class
     "dropout_0.2": ({"model": {"dropout": 0.2}}, None),  # of its own in the sample (a third of the rows)
+    # the Welsch training loss: a row's pull on the weights falls off beyond the batch's median error
+    "loss_welsch": ({"model": {"loss": "welsch"}}, None),
     "median_error": ({"model": {"typical_error": "median"}}, None),  # a robust per-feature error scale
     "auto_error": ({"model": AUTO}, None),  # the median where many rows miss by far
     "rank_views": (_on_rms({}), None),  # every column twice: as it is and as its rank (RANK_VIEWS below)

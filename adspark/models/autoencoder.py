@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from adspark.config import RowLoss
 from adspark.models.base import Detector, import_keras
+from adspark.models.losses import keras_loss
 from adspark.models.reconstruction import (
     error_scale,
     frozen_mask,
@@ -59,6 +61,7 @@ def build_autoencoder(
     learning_rate: float,
     dropout: float = 0.0,
     batch_norm: bool = False,
+    loss: RowLoss = "mse",
 ) -> Any:
     """Dense encoder down to a linear code layer, mirrored decoder, linear output.
 
@@ -84,7 +87,7 @@ def build_autoencoder(
             h = keras.layers.Dropout(dropout, name=f"dropout_{i}")(h)
     out = keras.layers.Dense(n_features, name="reconstruction")(h)
     model = keras.Model(inp, out, name="autoencoder")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=keras_loss(loss))
     return model
 
 
@@ -108,7 +111,7 @@ class AutoencoderDetector(Detector):
         summary: list[dict[str, Any]] = []
         for member in range(self.cfg.model.ensemble):
             seed_everything(t.seed + member)
-            model = build_autoencoder(d, hidden, m.activation, t.learning_rate, m.dropout, m.batch_norm)
+            model = build_autoencoder(d, hidden, m.activation, t.learning_rate, m.dropout, m.batch_norm, m.loss)
             family = KerasFamily(model, take(x), take(x), t.batch_size, errors=_squared_errors(model, x))
             label = f"autoencoder[{member}]"
             settings = TrainSettings.from_config(self.cfg, label, epochs=t.epochs_for(len(train_rows)))
@@ -129,6 +132,7 @@ class AutoencoderDetector(Detector):
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "typical_error": self.cfg.model.typical_error,  # how error_scale was taken (provenance only)
+            "loss": m.loss,  # the training loss (provenance only)
             "error_knee": self.cfg.model.error_knee,
             "softened_inputs": softened,
             "frozen_values": pinned.tolist(),

@@ -12,7 +12,8 @@ Design (in the style of GANomaly and ALAD, adapted to nightly tabular scoring):
   plus a numpy generator seeded from `train.seed`, so a run is repeatable):
   D learns real x (label-smoothed to 0.9) against reconstructions G(E(x)) and
   samples G(z), z ~ N(0, I). E and G minimise
-  ``mse(x, G(E(x))) + adversarial_weight * (fm + adv) + 0.1 * latent``, where fm
+  ``rec + adversarial_weight * (fm + adv) + 0.1 * latent``, where rec is the
+  mean squared error of G(E(x)) (or its Welsch loss, `model.loss`), fm
   is the per-row feature-matching distance |f(x) - f(G(E(x)))|^2 (GANomaly's
   adversarial loss), adv the non-saturating GAN loss of G(z), and latent a
   moment penalty pulling the codes of real rows towards N(0, I), so G's prior
@@ -58,9 +59,11 @@ from typing import Any
 
 import numpy as np
 
+from adspark.config import RowLoss
 from adspark.errors import TrainingError
 from adspark.models.autoencoder import default_hidden
 from adspark.models.base import Detector, import_keras
+from adspark.models.losses import row_loss
 from adspark.models.reconstruction import (
     error_scale,
     frozen_mask,
@@ -155,13 +158,20 @@ class GanFamily:
     trims = True
 
     def __init__(
-        self, nets: GanNetworks, x: np.ndarray, latent: int, learning_rate: float, adversarial_weight: float, seed: int
+        self,
+        nets: GanNetworks,
+        x: np.ndarray,
+        latent: int,
+        learning_rate: float,
+        adversarial_weight: float,
+        seed: int,
+        loss: RowLoss = "mse",
     ) -> None:
         import tensorflow as tf
 
         keras = import_keras()
         self.nets, self.x, self.latent = nets, x, latent
-        self.adv_weight = adversarial_weight
+        self.adv_weight, self.loss = adversarial_weight, loss
         self.rng = np.random.default_rng((seed, FAMILY_STREAM))  # the prior samples z
         self.opt_d = keras.optimizers.Adam(learning_rate, beta_1=ADAM_BETA_1)
         self.opt_g = keras.optimizers.Adam(learning_rate, beta_1=ADAM_BETA_1)
@@ -196,7 +206,12 @@ class GanFamily:
             code = n.encoder(x, training=True)
             x_hat = n.generator(code, training=True)
             gen = n.discriminator(n.generator(z, training=True), training=True)
-            rec = tf.reduce_mean(tf.square(x - x_hat))
+            sq = tf.square(x - x_hat)
+            # "mse" keeps its one reduction over every cell, so its trained weights stay as they were
+            if self.loss == "mse":
+                rec = tf.reduce_mean(sq)
+            else:
+                rec = tf.reduce_mean(row_loss(self.loss, tf.reduce_mean(sq, axis=1)))
             fm = tf.reduce_mean(tf.square(n.features(x) - n.features(x_hat)))
             adv = tf.reduce_mean(bce(tf.ones_like(gen), gen))
             mean, var = tf.nn.moments(code, axes=[0])
@@ -265,7 +280,7 @@ class GanDetector(Detector):
         hidden, latent, disc_hidden = self._architecture(informative_width(frozen))
         seed_everything(t.seed)
         nets = build_networks(d, hidden, latent, disc_hidden, m.activation)
-        family = GanFamily(nets, x, latent, t.learning_rate, m.adversarial_weight, t.seed)
+        family = GanFamily(nets, x, latent, t.learning_rate, m.adversarial_weight, t.seed, m.loss)
         hint = "try a lower train.learning_rate or model.adversarial_weight"
         train_rows, val_rows = split_rows(len(x), t.validation_split, t.seed)
         settings = TrainSettings.from_config(self.cfg, "gan", hint=hint, epochs=t.epochs_for(len(train_rows)))
@@ -286,6 +301,7 @@ class GanDetector(Detector):
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "typical_error": m.typical_error,  # how error_scale was taken (provenance only)
+            "loss": m.loss,  # the training loss of the reconstruction term (provenance only)
             "error_knee": m.error_knee,
             "softened_inputs": softened,
             "frozen_values": x[0, frozen].tolist(),

@@ -1,0 +1,50 @@
+"""The reconstruction loss the autoencoder and the GAN train on, one value per row.
+
+A training sample of a nightly table holds the anomalies the job is looking
+for, a third of the rows on some tables. Under the mean squared error every
+row pulls on the weights in proportion to its error, so the rows the network
+reconstructs worst, the anomalies, pull hardest, and over the epochs the
+network learns them too. `welsch` is the Welsch (correntropy) M-estimator of
+each row's mean squared error e:
+
+    c * (1 - exp(-e / c)),  c = WELSCH_SCALE * the batch's median e (held constant)
+
+It is e for the rows the network reconstructs well, and flattens towards c for
+the rows it does not: a row's pull on the weights is exp(-e / c) of what the
+squared error gives it, 37% at the median error and 5% at three times it.
+Because c follows the batch's median, the loss needs no scale of its own as
+the error falls over the epochs. It is an option (`model.loss: welsch`), not
+the default: it helps the tables with a third of their rows anomalous and
+costs those with few (bench/README.md, "The training loss").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adspark.config import RowLoss
+from adspark.models.base import import_keras
+
+WELSCH_SCALE = 1.0  # c in batch-median row errors
+_TINY = 1e-12  # keeps c positive on a batch the network reconstructs exactly
+
+
+def row_loss(kind: RowLoss, row_error: Any) -> Any:
+    """Each row's loss from its mean squared reconstruction error (a tensor of shape (rows,))."""
+    if kind == "mse":
+        return row_error
+    ops = import_keras().ops
+    c = ops.stop_gradient(WELSCH_SCALE * ops.quantile(row_error, 0.5)) + _TINY
+    return c * (1.0 - ops.exp(-row_error / c))
+
+
+def keras_loss(kind: RowLoss) -> Any:
+    """The loss as a Keras loss function of (targets, reconstruction): `row_loss` of each row's mean squared error."""
+    if kind == "mse":
+        return "mse"
+    ops = import_keras().ops
+
+    def welsch(y_true: Any, y_pred: Any) -> Any:
+        return row_loss(kind, ops.mean(ops.square(y_true - y_pred), axis=-1))
+
+    return welsch
