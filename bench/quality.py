@@ -653,7 +653,9 @@ def markdown_table(results: list[Result], seeds: list[int]) -> str:
     """Tables x methods, `ROC-AUC / PR-AUC` mean over seeds, then the mean and mean-rank rows."""
     summary = summarise(results)
     tables = [t for t in DATASETS if any(d == t for d, _ in summary)]
-    methods = [m for m in method_registry() if any(mm == m for _, mm in summary)]
+    known = list(method_registry())
+    methods = [m for m in known if any(mm == m for _, mm in summary)]
+    methods += list(dict.fromkeys(m for _, m in summary if m not in known))  # --label runs, after the kinds
     full = [t for t in tables if all((t, m) in summary for m in methods)]
     lines = [
         "| table | " + " | ".join(methods) + " |",
@@ -740,10 +742,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--datasets",
-        default=",".join(TABLES),
-        help="comma-separated subset of: " + ", ".join(DATASETS) + " (default: every table; 'all' adds the sequences)",
+        default=None,
+        help="comma-separated subset of: " + ", ".join(DATASETS) + " (default: every table; 'all' adds the "
+        "sequences; with --report, only these of the saved tables)",
     )
-    parser.add_argument("--methods", default="", help="comma-separated method names (default: all that apply)")
+    parser.add_argument("--methods", default="",
+                        help="comma-separated method names (default: all that apply; with --report, only these)")
+    parser.add_argument("--label", default=None,
+                        help="save and tabulate the adspark kinds' results under this name (e.g. ensemble_welsch "
+                        "for a run with --override), so a report can set them beside the defaults'")
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--seed", type=int, default=None, help="a single seed (overrides --seeds)")
     parser.add_argument("--smoke", action="store_true", help=f"{', '.join(SMOKE_TABLES)}, seed 0 only (~3 min)")
@@ -769,7 +776,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    names = [s.strip() for s in args.datasets.split(",") if s.strip()]
+    names = [s.strip() for s in (args.datasets or ",".join(TABLES)).split(",") if s.strip()]
     if names == ["all"]:
         names = list(DATASETS)
     seeds = [args.seed] if args.seed is not None else [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -777,17 +784,21 @@ def main(argv: list[str] | None = None) -> int:
         names, seeds = list(SMOKE_TABLES), seeds[:1]
     registry = method_registry()
     wanted = [ALIASES.get(s.strip(), s.strip()) for s in args.methods.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(DATASETS)) + sorted(set(wanted) - set(registry))
-    if unknown:
-        print(f"unknown dataset(s) or method(s): {', '.join(unknown)}", file=sys.stderr)
-        return 2
     if args.report:
         saved = [Result(**r) for path in args.report for r in json.loads(path.read_text())]
+        if args.datasets:
+            saved = [r for r in saved if r.dataset in names]
+        if wanted:
+            saved = [r for r in saved if r.method in wanted]
         table = markdown_table(saved, sorted({r.seed for r in saved}))
         print(table)
         if args.write_readme:
             write_readme(table, bench_command("quality.py", argv), section=args.section)
         return 0
+    unknown = sorted(set(names) - set(DATASETS)) + sorted(set(wanted) - set(registry))
+    if unknown:
+        print(f"unknown dataset(s) or method(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
     override = json.loads(args.override)
     limit_threads(args.threads)
     if args.e2e:
@@ -810,6 +821,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 result = evaluate(data, registry[method], seed, override)
                 result.seed = seed
+                if args.label and registry[method].adspark:
+                    result.method = args.label
                 results.append(result)
                 print(f"  {method}: ROC {result.roc_auc:.4f} PR {result.pr_auc:.4f} {result.seconds:.1f} s", flush=True)
                 if args.save:  # after every result, so a long run that is stopped keeps what it measured
