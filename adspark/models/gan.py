@@ -63,7 +63,7 @@ from adspark.config import RowLoss
 from adspark.errors import TrainingError
 from adspark.models.autoencoder import default_hidden
 from adspark.models.base import Detector, import_keras
-from adspark.models.losses import row_loss
+from adspark.models.losses import batch_loss
 from adspark.models.reconstruction import (
     error_scale,
     frozen_mask,
@@ -206,12 +206,7 @@ class GanFamily:
             code = n.encoder(x, training=True)
             x_hat = n.generator(code, training=True)
             gen = n.discriminator(n.generator(z, training=True), training=True)
-            sq = tf.square(x - x_hat)
-            # "mse" keeps its one reduction over every cell, so its trained weights stay as they were
-            if self.loss == "mse":
-                rec = tf.reduce_mean(sq)
-            else:
-                rec = tf.reduce_mean(row_loss(self.loss, tf.reduce_mean(sq, axis=1)))
+            rec = batch_loss(self.loss, tf.square(x - x_hat))
             fm = tf.reduce_mean(tf.square(n.features(x) - n.features(x_hat)))
             adv = tf.reduce_mean(bce(tf.ones_like(gen), gen))
             mean, var = tf.nn.moments(code, axes=[0])

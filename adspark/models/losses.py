@@ -29,22 +29,28 @@ WELSCH_SCALE = 1.0  # c in batch-median row errors
 _TINY = 1e-12  # keeps c positive on a batch the network reconstructs exactly
 
 
-def row_loss(kind: RowLoss, row_error: Any) -> Any:
-    """Each row's loss from its mean squared reconstruction error (a tensor of shape (rows,))."""
-    if kind == "mse":
-        return row_error
+def welsch(row_error: Any) -> Any:
+    """Each row's Welsch loss from its mean squared reconstruction error (a tensor of shape (rows,))."""
     ops = import_keras().ops
     c = ops.stop_gradient(WELSCH_SCALE * ops.quantile(row_error, 0.5)) + _TINY
     return c * (1.0 - ops.exp(-row_error / c))
 
 
+def batch_loss(kind: RowLoss, squared_error: Any) -> Any:
+    """One batch's loss from its squared errors (rows x features), for a family with a training step of its own."""
+    ops = import_keras().ops
+    if kind == "mse":
+        return ops.mean(squared_error)  # one reduction over every cell: the weights "mse" has always trained
+    return ops.mean(welsch(ops.mean(squared_error, axis=-1)))
+
+
 def keras_loss(kind: RowLoss) -> Any:
-    """The loss as a Keras loss function of (targets, reconstruction): `row_loss` of each row's mean squared error."""
+    """The loss for Keras' `compile`: its own "mse", or each row's `welsch` loss (Keras averages the rows)."""
     if kind == "mse":
         return "mse"
     ops = import_keras().ops
 
-    def welsch(y_true: Any, y_pred: Any) -> Any:
-        return row_loss(kind, ops.mean(ops.square(y_true - y_pred), axis=-1))
+    def welsch_rows(y_true: Any, y_pred: Any) -> Any:
+        return welsch(ops.mean(ops.square(y_true - y_pred), axis=-1))
 
-    return welsch
+    return welsch_rows
