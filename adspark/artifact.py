@@ -277,6 +277,10 @@ def describe(artifact: Artifact) -> str:
     if m["kind"] == "ensemble":
         kinds = " + ".join(member["kind"] for member in m["model"]["members"])
         lines.append(f"members       {kinds} (score: mean quantile level in each member's training scores)")
+    elif "members" in m["model"]:  # a family trained once per loss (model.loss: mse+welsch)
+        losses = " + ".join(member["model"]["loss"] for member in m["model"]["members"])
+        how = "geometric mean" if m["model"].get("combine") == "geometric" else "mean quantile level"
+        lines.append(f"networks      one per loss: {losses} (score: {how} of theirs)")
     training = m.get("training", {})
     scalars = (f"{k}={v}" for k, v in training.items() if not isinstance(v, dict | list))
     lines.append("training      " + ", ".join(scalars))

@@ -86,7 +86,8 @@ DEFAULT_MEMBERS: tuple[MemberKind, ...] = ("autoencoder", "gan")
 # The error units of the reconstruction families and the features their knee softens
 # (adspark/models/reconstruction.py: typical_squared_error, softened_inputs).
 TypicalError = Literal["trimmed", "rms", "median", "auto"]
-RowLoss = Literal["mse", "welsch"]  # adspark/models/losses.py
+RowLoss = Literal["mse", "welsch"]  # one network's training loss (adspark/models/losses.py)
+ModelLoss = Literal["mse", "welsch", "mse+welsch"]  # "mse+welsch": one network per loss, their scores combined
 KneeFeatures = Literal["rare", "all"]
 
 
@@ -120,9 +121,11 @@ class ModelConfig(_Strict):
     typical_error: TypicalError = "trimmed"
     # autoencoder, gan: the training loss of each row's mean squared reconstruction error: "mse", or
     # "welsch", which flattens beyond the batch's median row error so the worst-reconstructed rows (a
-    # sample's own anomalies) pull less on the weights (adspark/models/losses.py; bench/README.md,
-    # "The training loss")
-    loss: RowLoss = "mse"
+    # sample's own anomalies) pull less on the weights (adspark/models/losses.py), or "mse+welsch": one
+    # network trained with each, their scores combined (the autoencoder: the geometric mean of the two errors;
+    # the gan: the mean quantile level, as an ensemble's). null = the kind's default: "mse+welsch" for the
+    # autoencoder, "mse" for the gan and an ensemble's members (bench/README.md, "The training loss")
+    loss: ModelLoss | None = None
     # --- kind: autoencoder -------------------------------------------------------
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after every hidden layer but the code layer
     batch_norm: bool = False  # batch normalisation before every hidden activation but the code layer's
@@ -140,6 +143,13 @@ class ModelConfig(_Strict):
     max_samples: int | Literal["auto"] = "auto"  # rows per tree; auto = min(256, sample rows)
     # --- kind: ensemble ----------------------------------------------------------
     members: list[MemberKind] = Field(default_factory=lambda: list(DEFAULT_MEMBERS))  # rank-averaged kinds
+
+    def row_loss(self) -> ModelLoss:
+        """`loss`, or the kind's default when it is null: mse+welsch for the autoencoder, mse for the GAN and
+        for the members of an ensemble (which combines networks of its own)."""
+        if self.loss is not None:
+            return self.loss
+        return "mse+welsch" if self.kind == "autoencoder" else "mse"
 
     def step_cap(self) -> int | None:
         """Training steps allowed over all epochs; None = no cap (the autoencoder's default)."""

@@ -50,17 +50,26 @@ def _layers(code_divisor: int) -> Callable[[int], list[int]]:
 
 AUTO = {"typical_error": "auto"}
 RMS = {"typical_error": "rms"}
+MSE = {"loss": "mse"}  # one network trained on the squared error: the default before mse+welsch
+
+
+def _on_mse(override: dict[str, Any]) -> dict[str, Any]:
+    """The override on one network trained on the squared error, the default these candidates were measured on."""
+    return {**override, "model": {**MSE, **override.get("model", {})}}
 
 
 def _on_rms(override: dict[str, Any]) -> dict[str, Any]:
-    """The override on the root-mean-square error unit, the default these candidates were measured against."""
-    return {**override, "model": {**RMS, **override.get("model", {})}}
+    """The override on the root-mean-square error unit (and the squared-error loss), the default these
+    candidates were measured against."""
+    return _on_mse({**override, "model": {**RMS, **override.get("model", {})}})
 
 
 # name -> (config overrides, default layer sizes rule or None for the shipped one)
 CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] = {
-    "defaults": ({}, None),  # the code layer at d // 2, a knee of 1.5 on the rarely-moving features, unit trimmed
-    "rms_error": ({"model": RMS}, None),  # the unit before `trimmed`: the root mean square over the kept rows
+    # the code layer at d // 2, a knee of 1.5 on the rarely-moving features, unit trimmed, loss mse+welsch
+    "defaults": ({}, None),
+    "loss_mse": ({"model": MSE}, None),  # the default before mse+welsch: one network, the squared error
+    "rms_error": (_on_rms({}), None),  # the unit before `trimmed`: the root mean square over the kept rows
     "squared": (_on_rms({"model": {"error_knee": None}}), None),  # squared errors throughout (the earlier default)
     "knee_rare_0.75": (_on_rms({"model": {"error_knee": 0.75}}), None),
     "knee_rare_1": (_on_rms({"model": {"error_knee": 1.0}}), None),
@@ -81,12 +90,13 @@ CANDIDATES: dict[str, tuple[dict[str, Any], Callable[[int], list[int]] | None]] 
     "trim_0.2": (_on_rms({"train": {"trim": 0.2}}), None),
     "trim_0.3": (_on_rms({"train": {"trim": 0.3}}), None),
     "trim_0.4": (_on_rms({"train": {"trim": 0.4}}), None),
-    "dropout_0.1": ({"model": {"dropout": 0.1}}, None),  # on the trimmed unit: a net that learns less of a class
-    "dropout_0.2": ({"model": {"dropout": 0.2}}, None),  # of its own in the sample (a third of the rows)
+    # on the trimmed unit: a net that learns less of a class of its own in the sample (a third of the rows)
+    "dropout_0.1": (_on_mse({"model": {"dropout": 0.1}}), None),
+    "dropout_0.2": (_on_mse({"model": {"dropout": 0.2}}), None),
     # the Welsch training loss: a row's pull on the weights falls off beyond the batch's median error
     "loss_welsch": ({"model": {"loss": "welsch"}}, None),
-    "median_error": ({"model": {"typical_error": "median"}}, None),  # a robust per-feature error scale
-    "auto_error": ({"model": AUTO}, None),  # the median where many rows miss by far
+    "median_error": (_on_mse({"model": {"typical_error": "median"}}), None),  # a robust per-feature error scale
+    "auto_error": (_on_mse({"model": AUTO}), None),  # the median where many rows miss by far
     "rank_views": (_on_rms({}), None),  # every column twice: as it is and as its rank (RANK_VIEWS below)
     "code_quarter": (_on_rms({}), _layers(4)),  # the default before the half-width code
     "code_quarter_min_steps_300": (_on_rms({"train": {"min_steps": 300}}), _layers(4)),
@@ -101,7 +111,7 @@ AUTO_RULES: dict[str, dict[str, float]] = {
     "auto_rare_share_0.2": {"RARE_AUTO_SHARE": 0.2},
     "auto_rare_share_0.3": {"RARE_AUTO_SHARE": 0.3},
 }
-CANDIDATES |= {name: ({"model": AUTO}, None) for name in AUTO_RULES}
+CANDIDATES |= {name: (_on_mse({"model": AUTO}), None) for name in AUTO_RULES}
 # Candidates that run the `trimmed` error unit (the default) with other constants of
 # adspark/models/reconstruction.py.
 TRIM_RULES: dict[str, dict[str, float]] = {
@@ -111,13 +121,13 @@ TRIM_RULES: dict[str, dict[str, float]] = {
     "trimmed_shrink_10": {"UNIT_SHRINK": 10.0},
     "trimmed_unbounded": {"UNIT_SHRINK": float("inf")},  # the trimmed mean alone
 }
-CANDIDATES |= {name: ({}, None) for name in TRIM_RULES}
+CANDIDATES |= {name: (_on_mse({}), None) for name in TRIM_RULES}
 MODULE_CONSTANTS = AUTO_RULES | TRIM_RULES  # every candidate that sets module constants, and the values it sets
 # Candidates that scale the numeric columns by another spread than adspark.features.robust_scale's IQR:
 # the median absolute deviation first (half the rows may be far off before it breaks down, a quarter for
 # the IQR), then the shipped fallbacks.
 SCALES = {"scale_mad"}
-CANDIDATES |= {name: ({}, None) for name in SCALES}
+CANDIDATES |= {name: (_on_mse({}), None) for name in SCALES}
 PEER = "sk_iforest"
 # Candidates that change the table rather than the configuration: each numeric column is added again
 # as its rank, mapped to a standard normal (scikit-learn's QuantileTransformer over the whole table,

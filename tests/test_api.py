@@ -72,7 +72,8 @@ def test_transform_scores_every_row_lazily_and_writes_nothing(spark, table: dict
 def test_saved_model_scores_bit_for_bit_like_adspark_score(spark, table: dict, model, tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
     assert model.save(model_dir) is model and model.path == str(model_dir)
-    assert sorted(p.name for p in model_dir.iterdir()) == ["autoencoder_0.onnx", "manifest.json", "report.html"]
+    saved = ["manifest.json", "mse_autoencoder_0.onnx", "report.html", "welsch_autoencoder_0.onnx"]  # two networks
+    assert sorted(p.name for p in model_dir.iterdir()) == saved
     job = {**CONFIG, "input": {"path": table["data"]}, "spark": {"spark.master": "local[1]",
                                                                   "spark.ui.enabled": "false"}}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
@@ -145,7 +146,7 @@ def test_artifact_errors_are_typed(model, tmp_path: Path) -> None:
         adspark.load(tmp_path / "missing")
     model_dir = tmp_path / "tampered"
     shutil.copytree(adspark.AnomalyModel(model.artifact).save(tmp_path / "good").path or "", model_dir)
-    onnx = model_dir / "autoencoder_0.onnx"
+    onnx = model_dir / "welsch_autoencoder_0.onnx"
     blob = bytearray(onnx.read_bytes())
     blob[-1] ^= 1
     onnx.write_bytes(bytes(blob))

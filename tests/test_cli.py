@@ -107,6 +107,7 @@ def test_cli_inspect(ran, job: dict) -> None:
     proc = _call([*_adspark(), "inspect", str(job["tmp"] / "model")], job["tmp"])
     assert proc.returncode == 0
     assert "kind          autoencoder" in proc.stdout
+    assert "networks      one per loss: mse + welsch (score: geometric mean of theirs)" in proc.stdout
     assert "merchant" in proc.stdout and "threshold" in proc.stdout
 
 

@@ -47,6 +47,9 @@ def test_score_is_the_mean_rank_of_the_members(ensemble) -> None:
     m = det.manifest_()
     assert m["kind"] == "ensemble" and [s["kind"] for s in m["model"]["members"]] == ["autoencoder", "iforest"]
     assert sorted(det.files_) == ["autoencoder_0.onnx", "iforest.onnx"] == m["model"]["onnx_files"]
+    # an ensemble's members train with `mse` when model.loss is unset: one network each, not the
+    # autoencoder's own default pair
+    assert m["model"]["members"][0]["model"]["loss"] == "mse" and m["model"]["combine"] == "rank"
     scores = det.decision_function(table)
     np.testing.assert_allclose(scores, _member_levels(det, table).mean(axis=0), atol=2e-3)  # ties aside
     assert abs(np.mean(scores) - 0.5) < 0.01  # on its own training sample a level is uniform
@@ -71,6 +74,20 @@ def test_default_members_are_the_autoencoder_and_the_gan() -> None:
     for member in levels:  # both members, and their mean, put the injected outliers in the top tenth
         assert np.median(member[:N_OUTLIERS]) > 0.9
     assert np.median(scores[:N_OUTLIERS]) > np.quantile(scores, 0.9)
+    # both members attribute their scores, so the ensemble has reasons: each member's column shares weighted
+    # by its level, summing to the score, from the same pass
+    explained, parts, expected = det.scorer_.explain_arrays([table.column(c) for c in det.preprocessor.columns])
+    np.testing.assert_array_equal(explained, scores)
+    assert parts is not None and expected is not None and parts.shape == (len(scores), len(NUMERIC) + 1)
+    np.testing.assert_allclose(parts.sum(axis=1), scores, rtol=1e-9)
+    assert np.all(np.isfinite(expected[:, : len(NUMERIC)])) and np.all(np.isnan(expected[:, -1]))
+
+
+def test_an_ensemble_with_a_member_without_reasons_has_none(ensemble) -> None:
+    det, table = ensemble  # autoencoder + iforest: the forest does not attribute its score
+    scores, parts, expected = det.scorer_.explain_arrays([table.column(c) for c in det.preprocessor.columns])
+    np.testing.assert_array_equal(scores, det.decision_function(table))
+    assert parts is None and expected is None
 
 
 def test_rank_transform_is_monotone_with_ties_and_an_open_top() -> None:

@@ -47,21 +47,26 @@ def test_softened_inputs_are_the_rarely_moving_numeric_features_that_moved_in_tr
     assert softened_inputs(features[:0], frozen, "rare", 5) == [0, 1, 2, 3]  # an empty sample decides nothing
 
 
+def _networks(manifest: dict) -> list[dict]:
+    """The default autoencoder's networks (one per loss, model.loss: mse+welsch), each as a manifest of its own."""
+    assert len(manifest["model"]["members"]) == 2
+    return [{**manifest, "kind": n["kind"], "model": n["model"]} for n in manifest["model"]["members"]]
+
+
 def test_the_default_knee_leaves_continuous_columns_and_categories_squared(small_detector) -> None:
     det, table = small_detector
-    manifest = det.manifest_()
-    spec = manifest["model"]
-    assert spec["error_knee"] == 1.5
-    # the continuous numerics and the Poisson count (its mode holds about 22%) are not rare, and the merchant
-    # buckets are categories: nothing on this transactions table is softened
-    assert spec["softened_inputs"] == []
     arrays = [table.column(c) for c in det.preprocessor.columns]
-    default = build_scorer(manifest, det.files_).score_arrays(arrays)
-    np.testing.assert_array_equal(default, det.decision_function(table))
-    squared = copy.deepcopy(manifest)
-    squared["model"]["error_knee"] = None
-    # so the default scores exactly as squared errors, and the a/b break counts in full
-    np.testing.assert_array_equal(build_scorer(squared, det.files_).score_arrays(arrays), default)
+    for network in _networks(det.manifest_()):
+        spec = network["model"]
+        assert spec["error_knee"] == 1.5
+        # the continuous numerics and the Poisson count (its mode holds about 22%) are not rare, and the
+        # merchant buckets are categories: nothing on this transactions table is softened
+        assert spec["softened_inputs"] == []
+        default = build_scorer(network, det.files_).score_arrays(arrays)
+        squared = copy.deepcopy(network)
+        squared["model"]["error_knee"] = None
+        # so the default scores exactly as squared errors, and the a/b break counts in full
+        np.testing.assert_array_equal(build_scorer(squared, det.files_).score_arrays(arrays), default)
 
 
 def test_the_default_knee_softens_a_mostly_zero_count(small_detector) -> None:
@@ -75,45 +80,46 @@ def test_the_default_knee_softens_a_mostly_zero_count(small_detector) -> None:
     numeric = ["amount", "a", "b", "count", "refunds"]
     cfg = parse_config({"train": {"epochs": 8, "seed": 0, "patience": 3, "batch_size": 32, "min_steps": 0}})
     det = make_detector(cfg, numeric, ["merchant"]).fit(table)
-    manifest = det.manifest_()
     owners = column_owners(det.preprocessor)
-    softened = manifest["model"]["softened_inputs"]
-    assert [det.preprocessor.columns[owners[i]] for i in softened] == ["refunds"]
     arrays = [table.column(c) for c in det.preprocessor.columns]
-    default = build_scorer(manifest, det.files_).score_arrays(arrays)
-    squared = copy.deepcopy(manifest)
-    squared["model"]["error_knee"] = None
-    plain = build_scorer(squared, det.files_).score_arrays(arrays)
-    assert np.all(default <= plain)
-    lowered = default < plain
-    assert lowered[:3].all() and lowered.sum() < len(plain)
-    # softened, an extreme refund is still an outlier, but no longer outweighs everything else by orders of magnitude
-    assert np.all(default[:3] > np.quantile(default, 0.95))
-    assert plain[:3].min() / np.median(plain) > 10 * (default[:3].min() / np.median(default))
+    for network in _networks(det.manifest_()):
+        softened = network["model"]["softened_inputs"]
+        assert [det.preprocessor.columns[owners[i]] for i in softened] == ["refunds"]
+        default = build_scorer(network, det.files_).score_arrays(arrays)
+        squared = copy.deepcopy(network)
+        squared["model"]["error_knee"] = None
+        plain = build_scorer(squared, det.files_).score_arrays(arrays)
+        assert np.all(default <= plain)
+        lowered = default < plain
+        assert lowered[:3].all() and lowered.sum() < len(plain)
+        # softened, an extreme refund is still an outlier, but no longer outweighs everything else by orders of
+        # magnitude
+        assert np.all(default[:3] > np.quantile(default, 0.95))
+        assert plain[:3].min() / np.median(plain) > 10 * (default[:3].min() / np.median(default))
 
 
 def test_an_artifact_without_the_knee_keys_scores_as_it_did(small_detector) -> None:
     det, table = small_detector
-    manifest = det.manifest_()
     arrays = [table.column(c) for c in det.preprocessor.columns]
-    plain = copy.deepcopy(manifest)
-    plain["model"]["error_knee"] = None
-    squared = build_scorer(plain, det.files_).score_arrays(arrays)
-    older = copy.deepcopy(manifest)
-    del older["model"]["error_knee"], older["model"]["softened_inputs"]  # written before either key existed
-    np.testing.assert_array_equal(build_scorer(older, det.files_).score_arrays(arrays), squared)
-    # a knee without the list (written before the list existed) softens every feature but the frozen ones
-    kneed = copy.deepcopy(older)
-    kneed["model"]["error_knee"] = 2.0
-    scorer = build_scorer(kneed, det.files_)
-    frozen = np.zeros(len(scorer.softened), dtype=bool)
-    frozen[manifest["model"]["frozen_inputs"]] = True
-    np.testing.assert_array_equal(scorer.softened, ~frozen)
-    softened = scorer.score_arrays(arrays)
-    assert np.all(squared >= softened)
-    lowered = squared > softened
-    assert 0 < lowered.sum() < len(squared)
-    assert np.max(squared) > 3 * np.max(softened)
+    for network in _networks(det.manifest_()):
+        plain = copy.deepcopy(network)
+        plain["model"]["error_knee"] = None
+        squared = build_scorer(plain, det.files_).score_arrays(arrays)
+        older = copy.deepcopy(network)
+        del older["model"]["error_knee"], older["model"]["softened_inputs"]  # written before either key existed
+        np.testing.assert_array_equal(build_scorer(older, det.files_).score_arrays(arrays), squared)
+        # a knee without the list (written before the list existed) softens every feature but the frozen ones
+        kneed = copy.deepcopy(older)
+        kneed["model"]["error_knee"] = 2.0
+        scorer = build_scorer(kneed, det.files_)
+        frozen = np.zeros(len(scorer.softened), dtype=bool)
+        frozen[network["model"]["frozen_inputs"]] = True
+        np.testing.assert_array_equal(scorer.softened, ~frozen)
+        softened = scorer.score_arrays(arrays)
+        assert np.all(squared >= softened)
+        lowered = squared > softened
+        assert 0 < lowered.sum() < len(squared)
+        assert np.max(squared) > 3 * np.max(softened)
 
 
 def test_error_knee_config() -> None:

@@ -47,7 +47,11 @@ def test_batch_loss_is_the_plain_mean_for_mse_and_the_mean_welsch_loss_of_the_ro
 
 
 def test_loss_config() -> None:
-    assert parse_config({}).model.loss == "mse"
+    assert parse_config({}).model.loss is None  # the kind's default:
+    assert parse_config({}).model.row_loss() == "mse+welsch"
+    assert parse_config({"model": {"kind": "gan"}}).model.row_loss() == "mse"
+    assert parse_config({"model": {"kind": "ensemble"}}).model.row_loss() == "mse"  # its members train one each
+    assert parse_config({"model": {"kind": "gan", "loss": "mse+welsch"}}).model.row_loss() == "mse+welsch"
     assert parse_config({"model": {"loss": "welsch"}}).model.loss == "welsch"
     with pytest.raises(ConfigError, match="loss"):
         parse_config({"model": {"loss": "huber"}})
@@ -95,3 +99,39 @@ def test_cli_run_with_the_welsch_loss(tmp_path: Path) -> None:
     assert out.loc[out["label"] == 1, "anomaly_score"].median() > out["anomaly_score"].quantile(0.9)
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["model"]["loss"] == "welsch"
+
+
+@pytest.mark.parametrize(("kind", "combine"), [("autoencoder", "geometric"), ("gan", "rank")])
+def test_mse_plus_welsch_combines_the_two_networks(kind: str, combine: str) -> None:
+    """`mse+welsch` (the autoencoder's default) trains the very networks `mse` and `welsch` train alone, on
+    the same seed and preprocessing. The autoencoder scores a row by the geometric mean of their errors;
+    the GAN, whose scores are centred, by the mean of their quantile levels in their own training scores."""
+    from adspark.runtime import build_scorer
+    from adspark.runtime.ensemble import RankTransform
+
+    rng = np.random.default_rng(5)
+    table = pa.table({"a": rng.normal(size=600), "b": rng.lognormal(size=600), "c": rng.normal(size=600)})
+    train = {"epochs": 4, "seed": 2, "batch_size": 64}
+    fitted = {loss: make_detector(parse_config({"model": {"kind": kind, "loss": loss}, "train": train}),
+                                  ["a", "b", "c"], []).fit(table)
+              for loss in ("mse", "welsch", "mse+welsch")}  # fmt: skip
+    pair = fitted["mse+welsch"]
+    spec = pair.manifest_()["model"]
+    assert spec["loss"] == "mse+welsch" and spec["combine"] == combine
+    assert [n["model"]["loss"] for n in spec["members"]] == ["mse", "welsch"]
+    raws = []
+    for loss, network in zip(("mse", "welsch"), spec["members"], strict=True):
+        alone = fitted[loss]
+        assert network["model"]["onnx_files"] == [f"{loss}_{name}" for name in sorted(alone.files_)]
+        raw = alone.decision_function(table)
+        core = {"kind": kind, "preprocessing": pair.preprocessor.to_state(), "model": network["model"]}
+        np.testing.assert_array_equal(build_scorer(core, pair.files_).score_arrays(
+            [table.column(c) for c in ("a", "b", "c")]), raw)  # fmt: skip
+        if combine == "rank":
+            np.testing.assert_array_equal(network["quantiles"], np.quantile(raw, np.linspace(0, 1, 1001)))
+            raw = RankTransform(network["quantiles"])(raw)
+        else:
+            assert "quantiles" not in network
+        raws.append(raw)
+    expected = np.sqrt(raws[0] * raws[1]) if combine == "geometric" else np.mean(raws, axis=0)
+    np.testing.assert_allclose(pair.decision_function(table), expected, rtol=1e-12)

@@ -84,7 +84,8 @@ def test_saved_pipeline_scores_the_same_in_a_fresh_session(fitted: dict) -> None
     fitted["model"].write().overwrite().save(str(tmp / "pipeline"))
     stage_dir = next((tmp / "pipeline" / "stages").glob("1_AnomalyDetectorModel_*"))
     artifact = stage_dir / "artifact"
-    assert sorted(p.name for p in artifact.iterdir()) == ["autoencoder_0.onnx", "manifest.json", "report.html"]
+    saved = ["manifest.json", "mse_autoencoder_0.onnx", "report.html", "welsch_autoencoder_0.onnx"]  # two networks
+    assert sorted(p.name for p in artifact.iterdir()) == saved
     assert adspark.load(artifact).digest == fitted["model"].stages[-1].model.digest  # a plain model directory
     proc = subprocess.run([sys.executable, "-c", FRESH, str(tmp / "pipeline"), fitted["data"], str(tmp / "fresh")],
                           env=_env(), capture_output=True, text=True, timeout=600)
@@ -125,7 +126,7 @@ def test_errors_are_typed(fitted: dict, spark) -> None:
                         .withColumn("fraud_score", fitted["df"]["a"]))
     path = fitted["tmp"] / "tampered"
     fitted["model"].write().overwrite().save(str(path))
-    onnx = next((path / "stages").glob("1_*")) / "artifact" / "autoencoder_0.onnx"
+    onnx = next((path / "stages").glob("1_*")) / "artifact" / "welsch_autoencoder_0.onnx"
     blob = bytearray(onnx.read_bytes())
     blob[-1] ^= 1
     onnx.write_bytes(bytes(blob))

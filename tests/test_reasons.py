@@ -25,25 +25,33 @@ def _arrays(df: pd.DataFrame) -> list[pa.Array]:
 def test_scores_stay_bit_identical_and_shares_sum_to_one(trained, dataset, knee) -> None:
     art = trained["artifact"]
     manifest = copy.deepcopy(art.manifest)
-    manifest["model"]["error_knee"] = knee  # None: squared throughout (the default)
+    networks = manifest["model"]["members"]  # the default autoencoder: one network per loss
+    assert [n["model"]["loss"] for n in networks] == ["mse", "welsch"] and manifest["model"]["combine"] == "geometric"
+    for network in networks:
+        network["model"]["error_knee"] = knee  # None: squared throughout (the default)
     scorer = build_scorer(manifest, art.files)
     df = dataset[0]
     scores, parts, expected = scorer.explain_arrays(_arrays(df))
     np.testing.assert_array_equal(scores, scorer.score_arrays(_arrays(df)))
-    # the score by hand: weighted scaled squared error (softened beyond the knee), summed per row, with the
-    # features constant in training compared with their training value
+    # each network's score by hand: weighted scaled squared error (softened beyond the knee), summed per row,
+    # with the features constant in training compared with their training value; the model's score is their
+    # geometric mean
     features = scorer.preprocessor.transform(_arrays(df))
-    x = scorer.network_input(features)
-    before = np.zeros(len(df))
-    for session, name in zip(scorer.sessions, scorer.input_names, strict=True):
-        recon = session.run(None, {name: x})[0].astype(np.float64)
-        recon[:, scorer.frozen] = scorer.frozen_values
-        sq = np.square((features - recon) / scorer.error_scale)
-        if knee is not None:
-            k2, soft = knee**2, (sq > knee**2) & scorer.softened  # a frozen feature's move counts in full
-            sq = np.where(soft, k2 * (1.0 + np.log(np.maximum(sq, k2) / k2)), sq)
-        before += np.sum(sq * scorer.weights, axis=1)
-    np.testing.assert_array_equal(scores, before / len(scorer.sessions))
+    errors = []
+    for network, _ in scorer.members:
+        x = network.network_input(features)
+        before = np.zeros(len(df))
+        for session, name in zip(network.sessions, network.input_names, strict=True):
+            recon = session.run(None, {name: x})[0].astype(np.float64)
+            recon[:, network.frozen] = network.frozen_values
+            sq = np.square((features - recon) / network.error_scale)
+            if knee is not None:
+                k2, soft = knee**2, (sq > knee**2) & network.softened  # a frozen feature's move counts in full
+                sq = np.where(soft, k2 * (1.0 + np.log(np.maximum(sq, k2) / k2)), sq)
+            before += np.sum(sq * network.weights, axis=1)
+        np.testing.assert_array_equal(network.score_features(features), before / len(network.sessions))
+        errors.append(before / len(network.sessions))
+    np.testing.assert_array_equal(scores, np.prod(errors, axis=0) ** 0.5)
     assert parts is not None and expected is not None and parts.shape == (len(df), len(COLUMNS))
     np.testing.assert_allclose(parts.sum(axis=1), scores, rtol=1e-9)  # the parts are the score, split by column
     assert np.all(np.isnan(expected[:, 4])) and np.all(np.isfinite(expected[:, :4]))

@@ -85,7 +85,7 @@ def test_a_median_or_trimmed_scale_is_not_inflated_by_a_contaminated_third(kind:
     table = pa.table({"x": x, "y": y, "z": rng.normal(size=n)})
     scales, gaps = {}, {}
     for statistic in ("rms", "median", "trimmed"):
-        cfg = parse_config({"model": {"kind": kind, "typical_error": statistic},
+        cfg = parse_config({"model": {"kind": kind, "typical_error": statistic, "loss": "mse"},  # one network
                             "train": {"epochs": 5, "seed": 0, "batch_size": 64}})
         det = make_detector(cfg, ["x", "y", "z"], []).fit(table)
         spec = det.manifest_()["model"]
@@ -122,7 +122,7 @@ def test_auto_knows_the_rarely_moving_features(kind: str, monkeypatch: pytest.Mo
     x = rng.normal(size=n)
     count = np.where(rng.random(n) < 0.8, 0.0, rng.integers(1, 5, size=n).astype(float))
     table = pa.table({"x": x, "y": x + 0.1 * rng.normal(size=n), "count": count})
-    cfg = parse_config({"model": {"kind": kind, "typical_error": "auto"},
+    cfg = parse_config({"model": {"kind": kind, "typical_error": "auto", "loss": "mse"},  # one network
                         "train": {"epochs": 2, "seed": 0, "batch_size": 64}})
     spec = make_detector(cfg, ["x", "y", "count"], []).fit(table).manifest_()["model"]
     assert spec["typical_error"] == "auto"

@@ -9,7 +9,11 @@ anomalies we look for:
   with the worst reconstruction (each feature's error relative to its median
   error) is dropped, so the net does not learn to reconstruct the anomalies;
 - each feature's error is divided by its typical training error, so one noisy
-  column cannot drown out the rest.
+  column cannot drown out the rest;
+- by default (`model.loss: mse+welsch`) two networks train, one on the squared
+  error and one on its Welsch loss, and the score is the geometric mean of their
+  errors (adspark/models/ensemble.py, fit_per_loss): the first learns the spread
+  of the normal rows, the second learns less of a large group of anomalies.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import numpy as np
 
 from adspark.config import RowLoss
 from adspark.models.base import Detector, import_keras
-from adspark.models.losses import keras_loss
+from adspark.models.ensemble import fit_per_loss
+from adspark.models.losses import keras_loss, network_losses
 from adspark.models.reconstruction import (
     error_scale,
     frozen_mask,
@@ -95,6 +100,9 @@ class AutoencoderDetector(Detector):
     kind = "autoencoder"
 
     def _fit_network(self, features: np.ndarray) -> tuple[dict[str, Any], dict[str, bytes]]:
+        losses = network_losses(self.cfg.model.row_loss())
+        if len(losses) > 1:  # errors are positive and on one unit: their geometric mean keeps both in it
+            return fit_per_loss(self, features, "geometric")
         t = self.cfg.train
         x = self.preprocessor.network_input(features)
         n, d = x.shape
@@ -111,7 +119,7 @@ class AutoencoderDetector(Detector):
         summary: list[dict[str, Any]] = []
         for member in range(self.cfg.model.ensemble):
             seed_everything(t.seed + member)
-            model = build_autoencoder(d, hidden, m.activation, t.learning_rate, m.dropout, m.batch_norm, m.loss)
+            model = build_autoencoder(d, hidden, m.activation, t.learning_rate, m.dropout, m.batch_norm, losses[0])
             family = KerasFamily(model, take(x), take(x), t.batch_size, errors=_squared_errors(model, x))
             label = f"autoencoder[{member}]"
             settings = TrainSettings.from_config(self.cfg, label, epochs=t.epochs_for(len(train_rows)))
@@ -132,7 +140,7 @@ class AutoencoderDetector(Detector):
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "typical_error": self.cfg.model.typical_error,  # how error_scale was taken (provenance only)
-            "loss": m.loss,  # the training loss (provenance only)
+            "loss": losses[0],  # the training loss (provenance only)
             "error_knee": self.cfg.model.error_knee,
             "softened_inputs": softened,
             "frozen_values": pinned.tolist(),

@@ -63,7 +63,8 @@ from adspark.config import RowLoss
 from adspark.errors import TrainingError
 from adspark.models.autoencoder import default_hidden
 from adspark.models.base import Detector, import_keras
-from adspark.models.losses import batch_loss
+from adspark.models.ensemble import fit_per_loss
+from adspark.models.losses import batch_loss, network_losses
 from adspark.models.reconstruction import (
     error_scale,
     frozen_mask,
@@ -268,6 +269,9 @@ class GanDetector(Detector):
         return hidden, latent, list(m.disc_hidden or default_disc_hidden(2 * d))
 
     def _fit_network(self, features: np.ndarray) -> tuple[dict[str, Any], dict[str, bytes]]:
+        losses = network_losses(self.cfg.model.row_loss())
+        if len(losses) > 1:  # scores are centred (negative below the typical row): combined by rank
+            return fit_per_loss(self, features, "rank")
         t, m = self.cfg.train, self.cfg.model
         x = self.preprocessor.network_input(features)
         d = x.shape[1]
@@ -275,7 +279,7 @@ class GanDetector(Detector):
         hidden, latent, disc_hidden = self._architecture(informative_width(frozen))
         seed_everything(t.seed)
         nets = build_networks(d, hidden, latent, disc_hidden, m.activation)
-        family = GanFamily(nets, x, latent, t.learning_rate, m.adversarial_weight, t.seed, m.loss)
+        family = GanFamily(nets, x, latent, t.learning_rate, m.adversarial_weight, t.seed, losses[0])
         hint = "try a lower train.learning_rate or model.adversarial_weight"
         train_rows, val_rows = split_rows(len(x), t.validation_split, t.seed)
         settings = TrainSettings.from_config(self.cfg, "gan", hint=hint, epochs=t.epochs_for(len(train_rows)))
@@ -296,7 +300,7 @@ class GanDetector(Detector):
             "feature_weights": self.preprocessor.feature_weights_.tolist(),
             "frozen_inputs": np.flatnonzero(frozen).tolist(),
             "typical_error": m.typical_error,  # how error_scale was taken (provenance only)
-            "loss": m.loss,  # the training loss of the reconstruction term (provenance only)
+            "loss": losses[0],  # the training loss of the reconstruction term (provenance only)
             "error_knee": m.error_knee,
             "softened_inputs": softened,
             "frozen_values": x[0, frozen].tolist(),

@@ -13,20 +13,26 @@ It is e for the rows the network reconstructs well, and flattens towards c for
 the rows it does not: a row's pull on the weights is exp(-e / c) of what the
 squared error gives it, 37% at the median error and 5% at three times it.
 Because c follows the batch's median, the loss needs no scale of its own as
-the error falls over the epochs. It is an option (`model.loss: welsch`), not
-the default: it helps the tables with a third of their rows anomalous and
-costs those with few (bench/README.md, "The training loss").
+the error falls over the epochs. Alone (`model.loss: welsch`) it helps the
+tables with a third of their rows anomalous and costs those with few, whose
+normal rows' spread the squared error learns better; the autoencoder's default,
+`mse+welsch`, trains one network with each (bench/README.md, "The training loss").
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from adspark.config import RowLoss
+from adspark.config import ModelLoss, RowLoss
 from adspark.models.base import import_keras
 
 WELSCH_SCALE = 1.0  # c in batch-median row errors
 _TINY = 1e-12  # keeps c positive on a batch the network reconstructs exactly
+
+
+def network_losses(loss: ModelLoss) -> tuple[RowLoss, ...]:
+    """The loss of each network a `model.loss` value trains: ("mse",), ("welsch",) or ("mse", "welsch")."""
+    return tuple(cast(RowLoss, part) for part in loss.split("+"))
 
 
 def welsch(row_error: Any) -> Any:

@@ -11,14 +11,18 @@ from adspark.report.html import esc, fmt, image, is_reason, kv_table, page, pct,
 
 
 def loss_curves(training: dict[str, Any]) -> dict[str, list[float]]:
-    """Per-epoch losses from a training summary: `curves`, or each ensemble member's."""
+    """Per-epoch losses from a training summary: `curves`, or each member's (networks by index, named
+    members, such as an ensemble's kinds or the losses of `mse+welsch`, by name)."""
     found: dict[str, list[float]] = {}
     members = training.get("members")
-    if isinstance(members, list) and len(members) > 0:
-        for i, member in enumerate(members):
-            prefix = f"[{i}] " if len(members) > 1 else ""
-            for name, values in (member.get("curves") or {}).items():
-                found[prefix + name] = list(values)
+    named: list[tuple[str, Any]] = []
+    if isinstance(members, list):
+        named = [(f"[{i}] " if len(members) > 1 else "", member) for i, member in enumerate(members)]
+    elif isinstance(members, dict):
+        named = [(f"{name} ", member) for name, member in members.items()]
+    for prefix, member in named:
+        if isinstance(member, dict):
+            found.update({prefix + name: values for name, values in loss_curves(member).items()})
     for name, values in (training.get("curves") or {}).items():
         found[name] = list(values)
     return {k: v for k, v in found.items() if v}
@@ -141,13 +145,27 @@ def run_page(m: dict[str, Any]) -> str:
 
 
 def _error_scales(model: dict[str, Any], prep: dict[str, Any]) -> str:
+    """One chart of each feature's typical training error: the model's, or each member network's."""
+    members = model.get("members")
+    if not isinstance(members, list):
+        return _error_scale_chart(model, prep, "")
+    per_loss = "+" in str(model.get("loss", ""))  # model.loss: mse+welsch names its networks by loss
+    charts = []
+    for member in members:
+        spec = member.get("model") or {}
+        name = f"{spec.get('loss')} network" if per_loss else member.get("kind")
+        charts.append(_error_scale_chart(spec, prep, f" ({name})"))
+    return "".join(charts)
+
+
+def _error_scale_chart(model: dict[str, Any], prep: dict[str, Any], which: str) -> str:
     scales, names = model.get("error_scale"), prep.get("feature_names")
     if not scales or not names or len(scales) != len(names):
         return ""
     order = sorted(range(len(names)), key=lambda i: -scales[i])[:25]
     chart = plots.bars([names[i] for i in order], [scales[i] for i in order],
-                       "Typical training reconstruction error per feature", "error scale (scores divide by it)")
-    return section("Error scale per feature", image(chart, "error scale per feature"))
+                       f"Typical training reconstruction error per feature{which}", "error scale (scores divide by it)")
+    return section(f"Error scale per feature{which}", image(chart, f"error scale per feature{which}"))
 
 
 def model_page(manifest: dict[str, Any], path: str = "") -> str:

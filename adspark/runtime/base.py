@@ -138,6 +138,13 @@ def expected_values(preprocessor: Preprocessor, numeric_z: np.ndarray) -> np.nda
     return out
 
 
+def shares(parts: np.ndarray) -> np.ndarray:
+    """Each row's column parts (negatives as 0) as shares of its total; equal shares for a row without any."""
+    parts = np.maximum(parts, 0.0)
+    total = parts.sum(axis=1, keepdims=True)
+    return np.where(total > 0, parts / np.where(total > 0, total, 1.0), 1.0 / max(parts.shape[1], 1))
+
+
 def reasons_array(
     names: list[str], parts: np.ndarray | None, expected: np.ndarray | None, k: int, n: int
 ) -> pa.Array:
@@ -149,15 +156,12 @@ def reasons_array(
     """
     if parts is None:
         return pa.nulls(n, type=REASON_TYPE)
-    width = parts.shape[1]
-    k = min(k, width)
-    parts = np.maximum(parts, 0.0)
-    total = parts.sum(axis=1, keepdims=True)
-    share = np.where(total > 0, parts / np.where(total > 0, total, 1.0), 1.0 / max(width, 1))
+    k = min(k, parts.shape[1])
+    share = shares(parts)
     order = np.argsort(-share, axis=1, kind="stable")[:, :k]
     rows = np.arange(n)[:, None]
     top_share = share[rows, order].ravel()
-    exp = (expected if expected is not None else np.full((n, width), np.nan))[rows, order].ravel()
+    exp = (expected if expected is not None else np.full(parts.shape, np.nan))[rows, order].ravel()
     feature = pa.DictionaryArray.from_arrays(pa.array(order.ravel().astype(np.int32)), pa.array(names, pa.string()))
     items = pa.StructArray.from_arrays(
         [feature.cast(pa.string()), pa.array(top_share, pa.float64()), pa.array(exp, pa.float64(), mask=np.isnan(exp))],
@@ -174,6 +178,9 @@ def build_scorer(manifest: dict[str, Any], files: dict[str, bytes]) -> Scorer:
     kind = manifest.get("kind")
     if not isinstance(kind, str) or kind not in SCORERS:
         raise ArtifactError(f"manifest.json: unknown model kind {kind!r} (known: {', '.join(SCORERS)})")
+    model = manifest.get("model")
+    if isinstance(model, dict) and "members" in model:
+        kind = "ensemble"  # rank-averaged members: the ensemble kind, or a family trained once per loss
     return SCORERS[kind](manifest, files)
 
 
