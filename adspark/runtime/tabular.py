@@ -113,15 +113,15 @@ class AutoencoderScorer(ReconstructionScorer):
     def explain_features(self, features: np.ndarray, explain: bool = True) -> Explanation:
         x = self.network_input(features)
         total = np.zeros(len(features), dtype=np.float64)
-        parts = np.zeros(features.shape) if explain else None
-        recon_sum = np.zeros(features.shape) if explain else None
+        parts: np.ndarray | None = None
+        recon_sum: np.ndarray | None = None
         for session, name in zip(self.sessions, self.input_names, strict=True):
             recon = session.run(None, {name: x})[0].astype(np.float64)
             err = self.error_parts(features, recon)
             total += np.sum(err, axis=1)
-            if parts is not None and recon_sum is not None:
-                parts += err
-                recon_sum += recon
+            if explain:  # the first network's arrays as they are: no zeroed copies to add them to
+                parts = err if parts is None else parts + err
+                recon_sum = recon if recon_sum is None else recon_sum + recon
         if parts is None or recon_sum is None:
             return total / len(self.sessions), None, None
         column_parts, expected = self.explained(parts, recon_sum / len(self.sessions))
