@@ -26,7 +26,9 @@ from adspark import __version__
 from adspark.errors import AdsparkError, ArtifactError, PathError
 from adspark.runtime import KNOWN_KINDS, build_scorer
 
-FORMAT_VERSION = 1
+# 2: a model may list members of its own kind (model.loss: mse+welsch) with a `combine` rule; an adspark
+# that reads only 1 refuses such a manifest by its version instead of failing on its keys. 1 still loads.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 MODEL_REPORT = "report.html"  # the model's page (adspark/report), listed and checksummed like the ONNX files
 # Formats that can carry executable code; refused even if a manifest lists them.

@@ -35,7 +35,7 @@ def test_round_trip_scores_identically(small_detector, saved: Path) -> None:
 
 def test_manifest_holds_versions_and_checksums(saved: Path) -> None:
     m = json.loads((saved / MANIFEST).read_text())
-    assert m["format_version"] == 1
+    assert m["format_version"] == 2
     assert {"tensorflow", "onnxruntime", "pyspark", "python"} <= set(m["versions"])
     for name, digest in m["files"].items():
         assert len(digest) == 64 and (saved / name).exists()
@@ -86,6 +86,22 @@ def test_bad_manifests(saved: Path, edit, needle: str) -> None:
     (saved / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match=needle):
         load_artifact(saved)
+
+
+def test_a_format_1_manifest_of_one_network_still_loads(small_detector, tmp_path: Path) -> None:
+    """Artifacts written before format 2 (one network, no `combine`) load and score as they did."""
+    det, table = small_detector
+    network = det.manifest_()["model"]["members"][0]  # the mse network, as one network saved it
+    one = {**det.manifest_(), "model": network["model"]}
+    files = {name: det.files_[name] for name in network["model"]["onnx_files"]}
+    manifest = build_manifest(one, files, SCHEMA)
+    manifest["format_version"] = 1
+    save_artifact(tmp_path / "old", manifest, files)
+    art = load_artifact(tmp_path / "old")
+    assert art.manifest["format_version"] == 1
+    cols = [table.column(c) for c in det.preprocessor.columns]
+    expected = build_scorer({**one, "kind": "autoencoder"}, files).score_arrays(cols)
+    np.testing.assert_array_equal(build_scorer(art.manifest, art.files).score_arrays(cols), expected)
 
 
 def test_missing_dir_and_garbage_manifest(tmp_path: Path) -> None:
