@@ -50,10 +50,12 @@ def fit_members(
 ) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
     """Train each named member on one feature matrix: the `model` section of the `owner` kind's model.
 
-    The section lists the members (`onnx_files`, `members`, `combine`). For `rank`, each member's
-    training-score distribution is frozen with it. Also returns the files and each member's training record
-    by name. With `prefix`, a member's files are renamed `<name>_<file>`, for members of one kind whose
-    files would share names.
+    The section lists the members (`onnx_files`, `members`, `combine`). For `rank`, each member scores
+    the sample and its training-score distribution is frozen with it. A `geometric` combination needs no
+    member scores: Detector.fit scores the combined model on the sample and refuses non-finite scores
+    (a member's non-finite or negative score makes the geometric mean so). Also returns the files and each
+    member's training record by name. With `prefix`, a member's files are renamed `<name>_<file>`, for
+    members of one kind whose files would share names.
     """
     specs: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
@@ -65,14 +67,11 @@ def fit_members(
             member_files = {f"{name}_{f}": data for f, data in member_files.items()}
         if set(member_files) & set(files):
             raise TrainingError(f"{owner}: member {name!r} reuses a file name of another member")
-        scores = build_scorer(member._manifest_core(spec), member_files).score_features(features)
-        if not np.all(np.isfinite(scores)) or (combine == "geometric" and np.any(scores < 0)):
-            raise TrainingError(
-                f"{owner}: member {name!r} gave non-finite or (for a geometric mean) negative scores; "
-                "no artifact was written"
-            )
         entry: dict[str, Any] = {"kind": member.kind, "model": spec}
         if combine == "rank":
+            scores = build_scorer(member._manifest_core(spec), member_files).score_features(features)
+            if not np.all(np.isfinite(scores)):
+                raise TrainingError(f"{owner}: member {name!r} gave non-finite scores; no artifact was written")
             entry["quantiles"] = np.quantile(scores, np.linspace(0.0, 1.0, N_QUANTILES)).tolist()
         specs.append(entry)
         files.update(member_files)

@@ -180,7 +180,7 @@ def build_scorer(manifest: dict[str, Any], files: dict[str, bytes]) -> Scorer:
         raise ArtifactError(f"manifest.json: unknown model kind {kind!r} (known: {', '.join(SCORERS)})")
     model = manifest.get("model")
     if isinstance(model, dict) and "members" in model:
-        kind = "ensemble"  # rank-averaged members: the ensemble kind, or a family trained once per loss
+        kind = "ensemble"  # combined members: the ensemble kind, or a family trained once per loss
     return SCORERS[kind](manifest, files)
 
 
